@@ -1,0 +1,3 @@
+export * from './backend.js';
+export * from './registry.js';
+export { TypedArrayBackend } from './typed/index.js';

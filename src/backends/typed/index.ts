@@ -1,0 +1,100 @@
+import { arith } from '../../tensor/arith.js';
+import type { FloatDType } from '../../tensor/dtype.js';
+import { Tensor, type FloatTensor } from '../../tensor/tensor.js';
+import type { Backend, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
+import { compileKernel } from './codegen.js';
+import {
+  CLIP_BY_VALUE,
+  NADAM_DENSE_KERAS3,
+  NADAM_DENSE_TF_KERAS,
+  NADAM_SPARSE_TF_KERAS,
+  SCALE_DIV,
+  SUM_OF_SQUARES,
+} from './kernels.js';
+
+/** Elements per row for a tensor indexed by its first dimension. */
+function rowSize(shape: readonly number[]): number {
+  return shape.slice(1).reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The default backend: plain typed arrays, float32 rounded after every op with Math.fround,
+ * float64 natively, float16 emulated on doubles with half rounding. Synchronous.
+ */
+export class TypedArrayBackend implements Backend {
+  readonly name = 'typed';
+  readonly synchronous = true;
+
+  supportsDType(dtype: FloatDType): boolean {
+    return dtype === 'float16' || dtype === 'float32' || dtype === 'float64';
+  }
+
+  nadamDense(state: NadamState, grad: FloatTensor, c: NadamCoefficients): void {
+    const { variable: w, m, v } = state;
+    if (c.kind === 'tf-keras') {
+      compileKernel(NADAM_DENSE_TF_KERAS, w.dtype)(w.data, m.data, v.data, grad.data, w.size,
+        c.lr, c.beta1, c.beta2, c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1,
+        c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
+    } else {
+      compileKernel(NADAM_DENSE_KERAS3, w.dtype)(w.data, m.data, v.data, grad.data, w.size,
+        c.lr, c.oneMinusBeta1, c.oneMinusBeta2, c.uT1, c.oneMinusUT, c.oneMinusUProduct,
+        c.oneMinusUProductNext, c.oneMinusBeta2Power, c.epsilon);
+    }
+  }
+
+  nadamSparse(state: NadamState, rows: UniqueRows, c: TfKerasNadamCoefficients): void {
+    const { variable: w, m, v } = state;
+    compileKernel(NADAM_SPARSE_TF_KERAS, w.dtype)(w.data, m.data, v.data, rows.values.data, rows.indices,
+      rowSize(w.shape), c.negLr, c.beta1, c.beta2, c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1,
+      c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
+  }
+
+  sumOfSquares(x: FloatTensor): number {
+    return compileKernel(SUM_OF_SQUARES, x.dtype)(x.data) as number;
+  }
+
+  clipByValue(x: FloatTensor, lo: number, hi: number): FloatTensor {
+    const out = Tensor.zeros(x.dtype, x.shape);
+    compileKernel(CLIP_BY_VALUE, x.dtype)(x.data, out.data, lo, hi);
+    return out;
+  }
+
+  scaleDiv(x: FloatTensor, mul: number, div: number): FloatTensor {
+    const out = Tensor.zeros(x.dtype, x.shape);
+    compileKernel(SCALE_DIV, x.dtype)(x.data, out.data, mul, div);
+    return out;
+  }
+
+  segmentSumRows(indices: ArrayLike<number>, values: FloatTensor): UniqueRows {
+    const width = rowSize(values.shape);
+    const add = arith(values.dtype).add;
+    const position = new Map<number, number>();
+    const unique: number[] = [];
+    for (let k = 0; k < indices.length; k++) {
+      const index = indices[k]!;
+      if (!position.has(index)) {
+        position.set(index, unique.length);
+        unique.push(index);
+      }
+    }
+    const summed = Tensor.zeros(values.dtype, [unique.length, ...values.shape.slice(1)]);
+    const acc = new Float64Array(summed.size); // +0 start, as unsorted_segment_sum's zero-filled output
+    for (let k = 0; k < indices.length; k++) {
+      const base = position.get(indices[k]!)! * width;
+      for (let j = 0; j < width; j++) acc[base + j] = add(acc[base + j]!, values.get(k * width + j));
+    }
+    for (let i = 0; i < acc.length; i++) summed.set(i, acc[i]!);
+    return { indices: Int32Array.from(unique), values: summed };
+  }
+
+  scatterRows(rows: UniqueRows, shape: readonly number[]): FloatTensor {
+    const out = Tensor.zeros(rows.values.dtype, shape);
+    const width = rowSize(shape);
+    const src = rows.values.data as Float32Array;
+    const dst = out.data as Float32Array;
+    for (let k = 0; k < rows.indices.length; k++) {
+      dst.set(src.subarray(k * width, (k + 1) * width), rows.indices[k]! * width);
+    }
+    return out;
+  }
+}

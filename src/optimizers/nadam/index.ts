@@ -1,0 +1,210 @@
+import type { Backend, NadamState } from '../../backends/backend.js';
+import { KerasValueError } from '../../errors.js';
+import { arith } from '../../tensor/arith.js';
+import type { FloatDType } from '../../tensor/dtype.js';
+import type { FloatTensor } from '../../tensor/tensor.js';
+import type { Variable } from '../../tensor/variable.js';
+import { isFlavour, type Flavour } from '../flavour.js';
+import { Optimizer, type PreparedGradient } from '../optimizer.js';
+import { isLearningRateSchedule, type LearningRateSchedule } from '../schedules.js';
+import { settle, type Flow } from '../steps.js';
+import { nadamConfig } from './config.js';
+import { refuseUnimplemented, validateClip, validateHyperparameters, type NadamHyperparameters } from './hyper.js';
+import { keras3Coefficients, nextUProduct } from './keras3.js';
+import { RECIPES, type NadamRecipe } from './recipes.js';
+import { tfKerasCoefficients } from './tfKeras.js';
+
+/**
+ * Nadam's constructor arguments: the Keras config keys, snake_case exactly as Keras spells them
+ * (with Keras's aliases `lr` and `schedule_decay`), plus kerasopt's own camelCase options.
+ */
+export interface NadamOptions {
+  learning_rate?: number | LearningRateSchedule;
+  /** Legacy alias of learning_rate; when both are given, `lr` wins, as in TF. */
+  lr?: number;
+  beta_1?: number;
+  beta_2?: number;
+  /** null or 0 means Keras's backend epsilon, 1e-7. */
+  epsilon?: number | null;
+  /**
+   * tf-keras: accepted for compatibility but, exactly as in TF's Nadam, overwritten by
+   * schedule_decay (default 0.004), with a warning when they differ.
+   */
+  decay?: number;
+  /** Momentum-schedule exponent factor (tf-keras and keras2; default 0.004). */
+  schedule_decay?: number;
+  name?: string;
+  clipnorm?: number | null;
+  clipvalue?: number | null;
+  global_clipnorm?: number | null;
+  /** Keras 3 keys kerasopt does not implement; any active value is refused with an error naming it. */
+  weight_decay?: number | null;
+  use_ema?: boolean;
+  ema_momentum?: number;
+  ema_overwrite_frequency?: number | null;
+  loss_scale_factor?: number | null;
+  gradient_accumulation_steps?: number | null;
+  /** Which Keras Nadam to reproduce (default 'tf-keras'). */
+  flavour?: Flavour;
+  /** A backend or the name it is registered under (default: 'typed'). */
+  backend?: string | Backend;
+  /** Where warnings go (default: console.warn). */
+  onWarning?: (message: string) => void;
+}
+
+const F32 = Math.fround;
+
+/**
+ * The Nadam optimizer (Adam with Nesterov momentum), reproducing one of three Keras flavours op by
+ * op: tf.keras optimizer_v2 (default; TF 1.14 to 2.10), standalone Keras 2, or Keras 3 / TF 2.11+.
+ *
+ * @example
+ * const w = new Variable(Tensor.from([1, 2], 'float32'), { name: 'w' });
+ * const opt = new Nadam({ learning_rate: 0.01 });
+ * opt.applyGradientsSync([[Tensor.from([0.1, -0.2], 'float32'), w]]);
+ */
+export class Nadam extends Optimizer {
+  readonly hyperparameters: NadamHyperparameters;
+  readonly recipe: NadamRecipe;
+  protected readonly sparseUpdate: 'unique-rows' | 'dense';
+  private schedule: Variable | null = null;
+  private readonly learningRateVar: Variable | null = null;
+
+  constructor(options: NadamOptions = {}) {
+    const flavour = options.flavour ?? 'tf-keras';
+    if (!isFlavour(flavour)) throw new KerasValueError(`unknown flavour '${String(flavour)}'; expected tf-keras, keras2 or keras3`);
+    const recipe = RECIPES[flavour];
+    const clip = {
+      clipnorm: validateClip('clipnorm', options.clipnorm),
+      clipvalue: validateClip('clipvalue', options.clipvalue),
+      global_clipnorm: validateClip('global_clipnorm', options.global_clipnorm),
+    };
+    Nadam.checkFlavourOptions(flavour, options, clip);
+    super({ name: options.name ?? recipe.defaultName, flavour, iterationsName: recipe.iterationsName, clip, backend: options.backend, onWarning: options.onWarning });
+    this.recipe = recipe;
+    this.sparseUpdate = recipe.sparseUpdate;
+    const scheduleDecay = options.schedule_decay ?? 0.004;
+    if (flavour === 'tf-keras' && options.decay !== undefined && options.decay !== scheduleDecay) {
+      this.warning(`tf.keras Nadam ignores decay=${options.decay}: TF overwrites it with schedule_decay (${scheduleDecay}).`);
+    }
+    this.hyperparameters = {
+      learning_rate: options.lr ?? options.learning_rate ?? recipe.defaultLearningRate,
+      beta_1: options.beta_1 ?? 0.9,
+      beta_2: options.beta_2 ?? 0.999,
+      epsilon: options.epsilon || 1e-7,
+      schedule_decay: scheduleDecay,
+    };
+    validateHyperparameters(this.hyperparameters, flavour);
+    const lr = this.hyperparameters.learning_rate;
+    if (flavour === 'keras3' && !isLearningRateSchedule(lr)) this.learningRateVar = this.addWeight('learning_rate', [], 'float32', lr);
+  }
+
+  /** Recreates a Nadam from its Keras config (`lr` and `schedule_decay` accepted, as Keras does). */
+  static fromConfig(config: Readonly<Record<string, unknown>>, options: Pick<NadamOptions, 'flavour' | 'backend' | 'onWarning'> = {}): Nadam {
+    return new Nadam({ ...(config as NadamOptions), ...options });
+  }
+
+  getConfig(): Record<string, unknown> {
+    return nadamConfig(this.recipe.flavour, this.name, this.hyperparameters, this.clip, this.learningRateValue());
+  }
+
+  /** The learning rate used by the next step (a schedule is evaluated at the current iterations). */
+  learningRateValue(): number {
+    const lr = this.hyperparameters.learning_rate;
+    if (isLearningRateSchedule(lr)) return lr.call(this.iterations);
+    if (this.learningRateVar) return this.learningRateVar.value.get(0);
+    return lr;
+  }
+
+  protected createSlots(fresh: readonly Variable[], first: boolean): void {
+    const [a, b] = this.recipe.slotNames;
+    if (first && this.recipe.flavour !== 'keras3') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
+    for (const v of fresh) this.addSlot(v, a);
+    for (const v of fresh) this.addSlot(v, b);
+    if (first && this.recipe.flavour === 'keras3') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
+  }
+
+  protected *updateStep(items: readonly PreparedGradient[]): Flow<void> {
+    if (this.recipe.flavour === 'keras3') yield* this.keras3Step(items);
+    else yield* this.tfKerasStep(items);
+  }
+
+  private static checkFlavourOptions(flavour: Flavour, o: NadamOptions, clip: { clipnorm: number | null; clipvalue: number | null; global_clipnorm: number | null }): void {
+    const set = Object.entries(clip).filter(([, v]) => v !== null).map(([k]) => k);
+    if (flavour === 'keras3') {
+      if (set.length > 1) throw new KerasValueError(`Only one of clipnorm, clipvalue and global_clipnorm can be set; got ${set.join(', ')}`);
+      refuseUnimplemented('weight_decay', o.weight_decay ?? undefined, undefined);
+      refuseUnimplemented('use_ema', o.use_ema, false);
+      refuseUnimplemented('loss_scale_factor', o.loss_scale_factor ?? undefined, undefined);
+      refuseUnimplemented('gradient_accumulation_steps', o.gradient_accumulation_steps ?? undefined, undefined);
+      return;
+    }
+    for (const key of ['weight_decay', 'use_ema', 'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor', 'gradient_accumulation_steps'] as const) {
+      if (o[key] !== undefined && o[key] !== null) throw new KerasValueError(`${key} is a Keras 3 option; the ${flavour} Nadam does not take it`, 'UNSUPPORTED_FEATURE');
+    }
+    if (flavour === 'keras2' && clip.global_clipnorm !== null) throw new KerasValueError('global_clipnorm is not an option of standalone Keras 2 optimizers', 'UNSUPPORTED_FEATURE');
+    if (flavour === 'tf-keras' && clip.clipnorm !== null && clip.global_clipnorm !== null) {
+      throw new KerasValueError(`Cannot accept both clipnorm and global_clipnorm, passed clipnorm ${clip.clipnorm}, global_clipnorm ${clip.global_clipnorm}`);
+    }
+  }
+
+  private addScheduleWeight(dtype: FloatDType): void {
+    this.schedule = this.addWeight(this.recipe.scheduleWeight, [], dtype, 'ones', this.recipe.scheduleSaved);
+  }
+
+  /** A hyperparameter as the flavour stores it before casting it to a variable's dtype. */
+  private stored(key: 'learning_rate' | 'beta_1' | 'beta_2', value: number): number {
+    return this.recipe.float32Hypers.has(key) ? F32(value) : value;
+  }
+
+  private *tfKerasStep(items: readonly PreparedGradient[]): Flow<void> {
+    const h = this.hyperparameters;
+    const schedule = this.schedule!;
+    const cache = schedule.value.get(0); // read once, before any variable moves
+    const byDtype = new Map<FloatDType, ReturnType<typeof tfKerasCoefficients>>();
+    for (const { variable } of items) {
+      if (byDtype.has(variable.dtype)) continue;
+      byDtype.set(variable.dtype, tfKerasCoefficients(arith(variable.dtype), {
+        lr: this.stored('learning_rate', this.learningRateValue()),
+        beta_1: this.stored('beta_1', h.beta_1),
+        beta_2: this.stored('beta_2', h.beta_2),
+        epsilon: h.epsilon,
+        schedule_decay: h.schedule_decay,
+        iterations: this.iterations,
+        cache,
+        stepForm: this.recipe.flavour === 'keras2' ? 'cast-then-add' : 'add-then-cast',
+      }));
+    }
+    const own = byDtype.get(schedule.dtype as FloatDType);
+    if (own) schedule.value.set(0, own.msNew);
+    for (const item of items) {
+      const { c } = byDtype.get(item.variable.dtype)!;
+      const state = this.stateOf(item.variable);
+      if (item.rows) yield* settle(this.backend.nadamSparse(state, item.rows, c));
+      else yield* settle(this.backend.nadamDense(state, item.dense!, c));
+    }
+  }
+
+  private *keras3Step(items: readonly PreparedGradient[]): Flow<void> {
+    const h = this.hyperparameters;
+    const schedule = this.schedule!;
+    const uProduct = nextUProduct(arith(schedule.dtype as FloatDType), schedule.value.get(0), h.beta_1, this.iterations);
+    schedule.value.set(0, uProduct);
+    const lr = this.stored('learning_rate', this.learningRateValue());
+    for (const item of items) {
+      const c = keras3Coefficients(arith(item.variable.dtype), {
+        lr, beta_1: h.beta_1, beta_2: h.beta_2, epsilon: h.epsilon, iterations: this.iterations, uProduct,
+      });
+      yield* settle(this.backend.nadamDense(this.stateOf(item.variable), item.dense!, c));
+    }
+  }
+
+  private stateOf(variable: Variable<FloatDType>): NadamState {
+    const [a, b] = this.recipe.slotNames;
+    return {
+      variable: variable.value,
+      m: this.getSlot(variable, a).value as FloatTensor,
+      v: this.getSlot(variable, b).value as FloatTensor,
+    };
+  }
+}
