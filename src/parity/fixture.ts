@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { FormatError } from '../errors.js';
+import { BYTES_PER_ELEMENT, type DType, type FloatDType, allocate } from '../tensor/dtype.js';
+import { sizeOf, Tensor } from '../tensor/tensor.js';
+import type { Flavour } from '../optimizers/flavour.js';
+import { describeErrors, validator } from '../schemas.js';
+
+/** Where a fixture's numbers come from; shown in every report. */
+export type ProvenanceKind = 'tensorflow' | 'tf-golden' | 'reference' | 'torch' | 'external';
+
+export type Tolerance =
+  | { kind: 'exact' }
+  | { kind: 'ulp'; maxUlp: number }
+  | { kind: 'allclose'; rtol: number; atol: number }
+  | { kind: 'relative'; rtol: number; floor?: number };
+
+export interface RecordSpec {
+  readonly key: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+/** The manifest of a fixture (schemas/fixture.schema.json). */
+export interface FixtureManifest {
+  format: 'kerasopt-fixture';
+  version: 1;
+  name: string;
+  description?: string;
+  provenance: { kind: ProvenanceKind; producer: string; source?: string; command?: string; notes?: string };
+  flavour: Flavour;
+  dtype: FloatDType;
+  config: Record<string, unknown>;
+  variables: Array<{ name: string; shape: number[]; gradient: 'dense' | 'sparse' }>;
+  steps: number;
+  tolerance: Tolerance;
+  payload: { file: string; byteLength: number; sha256: string };
+  initial: RecordSpec[];
+  step: RecordSpec[];
+}
+
+/** A loaded fixture: the manifest and every tensor, keyed as in the manifest. */
+export interface Fixture {
+  readonly path: string;
+  readonly manifest: FixtureManifest;
+  readonly initial: ReadonlyMap<string, Tensor>;
+  readonly steps: ReadonlyArray<ReadonlyMap<string, Tensor>>;
+}
+
+function recordBytes(r: RecordSpec): number {
+  return sizeOf(r.shape) * BYTES_PER_ELEMENT[r.dtype];
+}
+
+function decode(bytes: Buffer, r: RecordSpec, file: string, where: string): Tensor {
+  const n = sizeOf(r.shape);
+  const data = allocate(r.dtype, n);
+  // Copy through a fresh aligned buffer: payload records are packed without padding.
+  new Uint8Array(data.buffer).set(bytes);
+  const t = new Tensor(r.dtype, r.shape, data);
+  if (r.dtype !== 'int32' && r.dtype !== 'int64') {
+    for (let i = 0; i < n; i++) {
+      if (Number.isNaN(t.get(i))) throw new FormatError(file, `${where} '${r.key}' holds NaN at element ${i}; fixtures must hold comparable numbers`);
+    }
+  }
+  return t;
+}
+
+/** Parses JSON without letting keys such as __proto__ reach any prototype. */
+export function parseJsonSafely(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text, (key, value) => (key === '__proto__' || key === 'constructor' || key === 'prototype' ? undefined : value));
+  } catch (e) {
+    throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Reads and validates the manifest of a fixture (`.json`). */
+export function readManifest(path: string): FixtureManifest {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new FormatError(path, `cannot read: ${(e as Error).message}`);
+  }
+  const manifest = parseJsonSafely(text, path);
+  const validate = validator('fixture.schema.json');
+  if (!validate(manifest)) throw new FormatError(path, `not a kerasopt fixture manifest: ${describeErrors(validate.errors)}`);
+  return manifest as FixtureManifest;
+}
+
+/**
+ * Loads a fixture: validates its manifest against the schema, checks the payload's size and
+ * SHA-256, and decodes every record. Throws a FormatError naming the file and the record at fault.
+ */
+export function loadFixture(path: string): Fixture {
+  const manifest = readManifest(path);
+  const payloadPath = join(dirname(path), basename(manifest.payload.file));
+  let payload: Buffer;
+  try {
+    payload = readFileSync(payloadPath);
+  } catch (e) {
+    throw new FormatError(payloadPath, `cannot read the payload of fixture '${manifest.name}': ${(e as Error).message}`);
+  }
+  const initialBytes = manifest.initial.reduce((s, r) => s + recordBytes(r), 0);
+  const stepBytes = manifest.step.reduce((s, r) => s + recordBytes(r), 0);
+  const expected = initialBytes + manifest.steps * stepBytes;
+  if (manifest.payload.byteLength !== expected) {
+    throw new FormatError(path, `payload.byteLength says ${manifest.payload.byteLength} bytes but the records need ${expected}`);
+  }
+  if (payload.length !== expected) {
+    throw new FormatError(payloadPath, `payload is ${payload.length} bytes, the manifest's records need ${expected}${payload.length < expected ? ' (truncated)' : ''}`);
+  }
+  const digest = createHash('sha256').update(payload).digest('hex');
+  if (digest !== manifest.payload.sha256) throw new FormatError(payloadPath, `SHA-256 ${digest} does not match the manifest's ${manifest.payload.sha256}`);
+
+  let offset = 0;
+  const take = (r: RecordSpec, where: string): Tensor => {
+    const size = recordBytes(r);
+    const t = decode(payload.subarray(offset, offset + size), r, payloadPath, where);
+    offset += size;
+    return t;
+  };
+  const initial = new Map<string, Tensor>();
+  for (const r of manifest.initial) initial.set(r.key, take(r, 'initial record'));
+  const steps: Map<string, Tensor>[] = [];
+  for (let s = 0; s < manifest.steps; s++) {
+    const m = new Map<string, Tensor>();
+    for (const r of manifest.step) m.set(r.key, take(r, `step ${s + 1} record`));
+    steps.push(m);
+  }
+  return { path, manifest, initial, steps };
+}
