@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FormatError } from '../errors.js';
 import { BYTES_PER_ELEMENT, type DType, type FloatDType, allocate } from '../tensor/dtype.js';
 import { sizeOf, Tensor } from '../tensor/tensor.js';
 import type { Flavour } from '../optimizers/flavour.js';
+import { fixturesDir } from '../paths.js';
 import { describeErrors, validator } from '../schemas.js';
 
 /** Where a fixture's numbers come from; shown in every report. */
@@ -130,4 +131,10 @@ export function loadFixture(path: string): Fixture {
     steps.push(m);
   }
   return { path, manifest, initial, steps };
+}
+
+/** Paths of every fixture manifest shipped in the package's fixtures/ folder, sorted. */
+export function shippedFixtures(): string[] {
+  const dir = fixturesDir();
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
 }

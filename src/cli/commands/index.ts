@@ -1,0 +1,5 @@
+import type { Command } from '../command.js';
+import { parity } from './parity.js';
+
+/** Every sub-command, in the order `kerasopt --help` lists them. Add a command here and nowhere else. */
+export const COMMANDS: readonly Command[] = [parity];

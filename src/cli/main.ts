@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { KerasoptError } from '../errors.js';
+import { COMMANDS } from './commands/index.js';
+
+const usage = (): string =>
+  `usage: kerasopt <command> [options]\n\ncommands:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, '\n  ')}`).join('\n\n')}\n`;
+
+/** Runs the CLI on `argv` (without node and script) and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`kerasopt: unknown command '${name}'\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    if (e instanceof KerasoptError || code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`kerasopt ${name}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});
