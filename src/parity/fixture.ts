@@ -7,6 +7,7 @@ import { sizeOf, Tensor } from '../tensor/tensor.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import { fixturesDir } from '../paths.js';
 import { describeErrors, validator } from '../schemas.js';
+import { parseJsonSafely } from '../io/json.js';
 
 /** Where a fixture's numbers come from; shown in every report. */
 export type ProvenanceKind = 'tensorflow' | 'tf-golden' | 'reference' | 'torch' | 'external';
@@ -65,15 +66,6 @@ function decode(bytes: Buffer, r: RecordSpec, file: string, where: string): Tens
     }
   }
   return t;
-}
-
-/** Parses JSON without letting keys such as __proto__ reach any prototype. */
-export function parseJsonSafely(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text, (key, value) => (key === '__proto__' || key === 'constructor' || key === 'prototype' ? undefined : value));
-  } catch (e) {
-    throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
-  }
 }
 
 /** Reads and validates the manifest of a fixture (`.json`). */

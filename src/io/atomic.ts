@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** A temporary path in the same folder as `path`, so that the final rename stays on one file system. */
+export function temporaryPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Writes a file atomically: `produce` writes into a temporary file beside `path`, which is then
+ * renamed over `path`. If `produce` throws, the temporary file is removed and `path` is untouched.
+ */
+export async function replaceFileAtomically(path: string, produce: (tmpPath: string) => void | Promise<void>): Promise<void> {
+  const tmp = temporaryPathFor(path);
+  try {
+    await produce(tmp);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Writes `data` to `path` atomically (temporary file, fsync, rename). */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = temporaryPathFor(path);
+  try {
+    const fd = openSync(tmp, 'wx');
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
