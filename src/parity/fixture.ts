@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FormatError } from '../errors.js';
 import { BYTES_PER_ELEMENT, type DType, type FloatDType, allocate } from '../tensor/dtype.js';
@@ -54,13 +54,22 @@ function recordBytes(r: RecordSpec): number {
   return sizeOf(r.shape) * BYTES_PER_ELEMENT[r.dtype];
 }
 
-function decode(bytes: Buffer, r: RecordSpec, file: string, where: string): Tensor {
+/** How `loadFixture` treats what it reads. */
+export interface LoadOptions {
+  /**
+   * Accept NaN in float records. Off by default: an expected trajectory must hold comparable numbers.
+   * On for the actual trajectory of an implementation under test, whose divergence is what the report shows.
+   */
+  readonly allowNaN?: boolean;
+}
+
+function decode(bytes: Buffer, r: RecordSpec, file: string, where: string, allowNaN: boolean): Tensor {
   const n = sizeOf(r.shape);
   const data = allocate(r.dtype, n);
   // Copy through a fresh aligned buffer: payload records are packed without padding.
   new Uint8Array(data.buffer).set(bytes);
   const t = new Tensor(r.dtype, r.shape, data);
-  if (r.dtype !== 'int32' && r.dtype !== 'int64') {
+  if (!allowNaN && r.dtype !== 'int32' && r.dtype !== 'int64') {
     for (let i = 0; i < n; i++) {
       if (Number.isNaN(t.get(i))) throw new FormatError(file, `${where} '${r.key}' holds NaN at element ${i}; fixtures must hold comparable numbers`);
     }
@@ -86,7 +95,7 @@ export function readManifest(path: string): FixtureManifest {
  * Loads a fixture: validates its manifest against the schema, checks the payload's size and
  * SHA-256, and decodes every record. Throws a FormatError naming the file and the record at fault.
  */
-export function loadFixture(path: string): Fixture {
+export function loadFixture(path: string, options: LoadOptions = {}): Fixture {
   const manifest = readManifest(path);
   const payloadPath = join(dirname(path), basename(manifest.payload.file));
   let payload: Buffer;
@@ -110,7 +119,7 @@ export function loadFixture(path: string): Fixture {
   let offset = 0;
   const take = (r: RecordSpec, where: string): Tensor => {
     const size = recordBytes(r);
-    const t = decode(payload.subarray(offset, offset + size), r, payloadPath, where);
+    const t = decode(payload.subarray(offset, offset + size), r, payloadPath, where, options.allowNaN ?? false);
     offset += size;
     return t;
   };
@@ -125,8 +134,8 @@ export function loadFixture(path: string): Fixture {
   return { path, manifest, initial, steps };
 }
 
-/** Paths of every fixture manifest shipped in the package's fixtures/ folder, sorted. */
-export function shippedFixtures(): string[] {
-  const dir = fixturesDir();
+/** Paths of every fixture manifest (`*.json`) in `dir` (default: the package's fixtures/ folder), sorted; [] if the folder is missing. */
+export function shippedFixtures(dir: string = fixturesDir()): string[] {
+  if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => join(dir, f));
 }

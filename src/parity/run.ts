@@ -5,23 +5,35 @@ import type { GradientAndVariable } from '../optimizers/optimizer.js';
 import { IndexedSlices, Tensor } from '../tensor/tensor.js';
 import { Variable } from '../tensor/variable.js';
 import { compareTensors, type Difference } from './compare.js';
+import { isGradientKey, stateVariable, variableOfKey } from './state.js';
 import type { Fixture, ProvenanceKind, Tolerance } from './fixture.js';
 
 /** One compared tensor at one step. */
 export interface RecordResult extends Difference {
   readonly step: number;
   readonly key: string;
+  /** The model variable the record belongs to (`slot:m:w` → `w`), or null for optimizer weights. */
+  readonly variable: string | null;
+  /** The tolerance this record was held to (integers are always compared exactly). */
+  readonly tolerance: Tolerance;
   readonly pass: boolean;
 }
 
 /** The outcome of replaying one fixture. */
 export interface ParityResult {
   readonly fixture: string;
+  /** The manifest's path. */
+  readonly path: string;
   readonly provenance: ProvenanceKind;
   readonly producer: string;
+  /** For tf-golden fixtures: where TF printed the numbers. */
+  readonly source?: string;
   readonly flavour: string;
   readonly dtype: string;
+  /** The backend that replayed the steps, or `recorded` when an actual trajectory was compared. */
   readonly backend: string;
+  /** For a comparison of recorded trajectories: the trajectory under test. */
+  readonly actual?: { readonly path: string; readonly provenance: ProvenanceKind; readonly producer: string };
   readonly tolerance: Tolerance;
   readonly steps: number;
   /** Every compared tensor, step by step. */
@@ -31,43 +43,32 @@ export interface ParityResult {
   readonly pass: boolean;
 }
 
+/**
+ * Compares one actual tensor with the expected one. int64 / int32 records (iterations) are always
+ * held to bit-exactness; float records to `tolerance`. A record that cannot be compared (other
+ * dtype, other size) is a FormatError naming `file`, the step and the key.
+ */
+export function compareRecord(step: number, key: string, actual: Tensor, expected: Tensor, tolerance: Tolerance, file: string): RecordResult {
+  const integer = expected.dtype === 'int64' || expected.dtype === 'int32';
+  if (actual.size !== expected.size || (integer !== (actual.dtype === 'int64' || actual.dtype === 'int32'))) {
+    throw new FormatError(file, `step ${step} '${key}': cannot compare actual ${actual.toString()} with expected ${expected.toString()}`);
+  }
+  const asFloat = (t: Tensor): Tensor => (integer ? Tensor.from(t.toArray(), 'float64', t.shape) : t);
+  const used: Tolerance = integer ? { kind: 'exact' } : tolerance;
+  const diff = compareTensors(asFloat(actual), asFloat(expected), used);
+  return { step, key, variable: variableOfKey(key), ...diff, tolerance: used, pass: diff.failing === 0 };
+}
+
+/** The verdict rule, in one place: something was compared and every comparison passed. */
+export function verdict(records: readonly RecordResult[]): boolean {
+  return records.length > 0 && records.every((r) => r.pass);
+}
+
 export interface ParityOptions {
   /** A backend or its registered name (default: 'typed'). */
   readonly backend?: string | Backend;
   /** Called after each step (for progress bars). */
   readonly onStep?: (step: number, total: number) => void;
-}
-
-function suffix(key: string, prefix: string): string | null {
-  return key.startsWith(prefix) ? key.slice(prefix.length) : null;
-}
-
-/** Resolves a state key (var:, slot:<name>:, weight:) to the live variable it names. */
-function stateVariable(key: string, opt: Nadam, vars: ReadonlyMap<string, Variable>, file: string): Variable {
-  const fail = (why: string): never => {
-    throw new FormatError(file, `record '${key}': ${why}`);
-  };
-  const v = suffix(key, 'var:');
-  if (v !== null) return vars.get(v) ?? fail(`no variable named '${v}' in the manifest`);
-  const w = suffix(key, 'weight:');
-  if (w !== null) {
-    if (w === 'iterations') return opt.iterationsVariable;
-    try {
-      return opt.getWeight(w);
-    } catch (e) {
-      return fail((e as Error).message);
-    }
-  }
-  const slot = /^slot:([a-z_]+):(.+)$/.exec(key);
-  if (slot) {
-    const variable = vars.get(slot[2]!) ?? fail(`no variable named '${slot[2]}'`);
-    try {
-      return opt.getSlot(variable, slot[1]!);
-    } catch (e) {
-      return fail((e as Error).message);
-    }
-  }
-  return fail('not a state key');
 }
 
 function gradientsOf(step: ReadonlyMap<string, Tensor>, fixture: Fixture, vars: ReadonlyMap<string, Variable>): GradientAndVariable[] {
@@ -107,19 +108,18 @@ export async function runParity(fixture: Fixture, options: ParityOptions = {}): 
     const step = fixture.steps[s]!;
     await opt.applyGradients(gradientsOf(step, fixture, vars));
     for (const [key, expected] of step) {
-      if (key.startsWith('grad')) continue;
+      if (isGradientKey(key)) continue;
       const actual = stateVariable(key, opt, vars, fixture.path).value;
-      const actualTensor = actual.dtype === 'int64' ? Tensor.from(actual.toArray(), 'float64', actual.shape) : actual;
-      const expectedTensor = expected.dtype === 'int64' ? Tensor.from(expected.toArray(), 'float64', expected.shape) : expected;
-      const diff = compareTensors(actualTensor, expectedTensor, expected.dtype === 'int64' ? { kind: 'exact' } : m.tolerance);
-      records.push({ step: s + 1, key, ...diff, pass: diff.failing === 0 });
+      records.push(compareRecord(s + 1, key, actual, expected, m.tolerance, fixture.path));
     }
     options.onStep?.(s + 1, m.steps);
   }
   return {
     fixture: m.name,
+    path: fixture.path,
     provenance: m.provenance.kind,
     producer: m.provenance.producer,
+    ...(m.provenance.source === undefined ? {} : { source: m.provenance.source }),
     flavour: m.flavour,
     dtype: m.dtype,
     backend: opt.backend.name,
@@ -127,6 +127,6 @@ export async function runParity(fixture: Fixture, options: ParityOptions = {}): 
     steps: m.steps,
     records,
     compared: records.length,
-    pass: records.length > 0 && records.every((r) => r.pass),
+    pass: verdict(records),
   };
 }
