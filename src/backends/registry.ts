@@ -1,5 +1,6 @@
 import { BackendError } from '../errors.js';
 import type { Backend } from './backend.js';
+import { OnnxBackend } from './onnx/index.js';
 import { TypedArrayBackend } from './typed/index.js';
 
 type Factory = () => Backend;
@@ -47,3 +48,5 @@ export function getDefaultBackendName(): string {
 }
 
 registerBackend('typed', () => new TypedArrayBackend());
+// onnxruntime-node is loaded by the OnnxBackend constructor, i.e. only when 'onnx' is first selected.
+registerBackend('onnx', () => new OnnxBackend());

@@ -1,0 +1,172 @@
+import { BackendError } from '../../errors.js';
+import type { FloatDType } from '../../tensor/dtype.js';
+import { sameShape, shapeToString, type FloatTensor } from '../../tensor/tensor.js';
+import { buildKernelGraph, KERNEL_OUTPUTS, type KernelKind } from '../../onnx/nadamGraph.js';
+import type { Backend, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
+import { TypedArrayBackend } from '../typed/index.js';
+import { createSession, loadOnnxRuntime, type OnnxSessionOptions, type OrtModule, type OrtSession, type OrtTensor } from './runtime.js';
+
+export type { OnnxSessionOptions } from './runtime.js';
+
+/** One compiled step graph: its session and its reusable scalar coefficient feeds. */
+interface Kernel {
+  readonly kind: KernelKind;
+  readonly session: OrtSession;
+  /** Coefficient name -> a scalar tensor whose one-element array is rewritten each step. */
+  readonly scalars: ReadonlyMap<string, { tensor: OrtTensor; data: Float32Array | Float64Array }>;
+}
+
+/** The ONNX element type of a kerasopt dtype's data as onnxruntime-node takes it. */
+const ORT_TYPE = { float16: 'float16', float32: 'float32', float64: 'float64' } as const;
+
+/**
+ * The onnxruntime backend: the Nadam step kernels run as ONNX graphs (built in TypeScript, see
+ * src/onnx/nadamGraph.ts) on onnxruntime-node's CPU execution provider. One session per (step
+ * kind, dtype) serves every tensor size (tensors are fed flattened); coefficients are scalar
+ * inputs; the state tensors' own buffers are fed without copying and are bound as the
+ * preallocated outputs, so onnxruntime writes the new state in place.
+ *
+ * The helper kernels (sumOfSquares, clipByValue, scaleDiv, segmentSumRows, scatterRows) are
+ * delegated to the typed backend: they are short, index-driven or reductions in a fixed order,
+ * where a graph would add a run-time hop and nothing else.
+ *
+ * Every kernel of this backend answers with a promise: use `Optimizer.applyGradients`.
+ */
+export class OnnxBackend implements Backend {
+  readonly name = 'onnx';
+  readonly synchronous = false;
+  private readonly ort: OrtModule;
+  private readonly helpers = new TypedArrayBackend();
+  private readonly kernels = new Map<string, Promise<Kernel>>();
+
+  constructor(private readonly options: OnnxSessionOptions = {}) {
+    this.ort = loadOnnxRuntime();
+  }
+
+  supportsDType(dtype: FloatDType): boolean {
+    return dtype === 'float16' || dtype === 'float32' || dtype === 'float64';
+  }
+
+  async nadamDense(state: NadamState, grad: FloatTensor, c: NadamCoefficients): Promise<void> {
+    const kind: KernelKind = c.kind === 'tf-keras' ? 'dense-tf-keras' : 'dense-keras3';
+    checkState(kind, state, grad, state.variable.shape);
+    const n = state.variable.size;
+    if (n === 0) return;
+    const k = await this.kernel(kind, state.variable.dtype);
+    const dims = [n];
+    await this.run(k, state, { gradient: this.tensor(grad, dims) }, dims, c);
+  }
+
+  async nadamSparse(state: NadamState, rows: UniqueRows, c: TfKerasNadamCoefficients): Promise<void> {
+    const kind: KernelKind = 'sparse-tf-keras';
+    const w = state.variable;
+    if (w.rank === 0) throw new BackendError(`onnx backend, step ${kind}: tensor 'variable' is a scalar; sparse rows need rank >= 1`);
+    const width = w.shape.slice(1).reduce((x, y) => x * y, 1);
+    checkState(kind, state, rows.values, [rows.indices.length, ...w.shape.slice(1)]);
+    if (w.size === 0) return;
+    const k = await this.kernel(kind, w.dtype);
+    const indices = BigInt64Array.from(rows.indices, (i) => BigInt(i));
+    const extra = {
+      gradient: this.tensor(rows.values, [rows.indices.length, width]),
+      indices: new this.ort.Tensor('int64', indices, [rows.indices.length, 1]),
+    };
+    await this.run(k, state, extra, [w.shape[0]!, width], c);
+  }
+
+  sumOfSquares(x: FloatTensor): number {
+    return this.helpers.sumOfSquares(x);
+  }
+
+  clipByValue(x: FloatTensor, lo: number, hi: number): FloatTensor {
+    return this.helpers.clipByValue(x, lo, hi);
+  }
+
+  scaleDiv(x: FloatTensor, mul: number, div: number): FloatTensor {
+    return this.helpers.scaleDiv(x, mul, div);
+  }
+
+  segmentSumRows(indices: ArrayLike<number>, values: FloatTensor): UniqueRows {
+    return this.helpers.segmentSumRows(indices, values);
+  }
+
+  scatterRows(rows: UniqueRows, shape: readonly number[]): FloatTensor {
+    return this.helpers.scatterRows(rows, shape);
+  }
+
+  /** Releases every onnxruntime session this backend created. */
+  async dispose(): Promise<void> {
+    const kernels = [...this.kernels.values()];
+    this.kernels.clear();
+    for (const k of kernels) await (await k.catch(() => null))?.session.release();
+  }
+
+  /** How many sessions exist (one per step kind and dtype used so far). */
+  get sessionCount(): number {
+    return this.kernels.size;
+  }
+
+  private tensor(t: FloatTensor, dims: readonly number[]): OrtTensor {
+    return new this.ort.Tensor(ORT_TYPE[t.dtype], t.data as Float32Array, dims);
+  }
+
+  private kernel(kind: KernelKind, dtype: FloatDType): Promise<Kernel> {
+    const key = `${kind}/${dtype}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = this.compile(kind, dtype);
+      this.kernels.set(key, k);
+      k.catch(() => this.kernels.delete(key));
+    }
+    return k;
+  }
+
+  private async compile(kind: KernelKind, dtype: FloatDType): Promise<Kernel> {
+    const graph = buildKernelGraph(kind, dtype);
+    const session = await createSession(graph.model, `the ${kind} ${dtype} step graph`, this.options);
+    const scalars = new Map<string, { tensor: OrtTensor; data: Float32Array | Float64Array }>();
+    for (const name of graph.coefficients) {
+      // float16 coefficients travel as float32 (exact: they are half values already).
+      const data = dtype === 'float64' ? new Float64Array(1) : new Float32Array(1);
+      scalars.set(name, { tensor: new this.ort.Tensor(dtype === 'float64' ? 'float64' : 'float32', data, []), data });
+    }
+    return { kind, session, scalars };
+  }
+
+  private async run(k: Kernel, state: NadamState, extra: Record<string, OrtTensor>, dims: readonly number[], c: NadamCoefficients): Promise<void> {
+    const feeds: Record<string, OrtTensor> = {
+      variable: this.tensor(state.variable, dims),
+      m: this.tensor(state.m, dims),
+      v: this.tensor(state.v, dims),
+      ...extra,
+    };
+    for (const [name, scalar] of k.scalars) {
+      scalar.data[0] = (c as unknown as Record<string, number>)[name]!;
+      feeds[name] = scalar.tensor;
+    }
+    // The outputs are the state's own buffers: every node that reads an old value is an ancestor
+    // of the node that writes its new value, so writing in place never clobbers a pending read.
+    const fetches = {
+      [KERNEL_OUTPUTS.w]: this.tensor(state.variable, dims),
+      [KERNEL_OUTPUTS.m]: this.tensor(state.m, dims),
+      [KERNEL_OUTPUTS.v]: this.tensor(state.v, dims),
+    };
+    try {
+      await k.session.run(feeds, fetches);
+    } catch (e) {
+      throw new BackendError(`onnx backend, step ${k.kind} (${state.variable.dtype}${shapeToString(state.variable.shape)}): onnxruntime failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Checks that m, v and the gradient match the variable before anything is fed (names the tensor at fault). */
+function checkState(kind: KernelKind, state: NadamState, grad: FloatTensor, gradShape: readonly number[]): void {
+  const w = state.variable;
+  const fail = (name: string, t: FloatTensor, shape: readonly number[]): never => {
+    throw new BackendError(
+      `onnx backend, step ${kind}: tensor '${name}' is ${t.dtype}${shapeToString(t.shape)}, expected ${w.dtype}${shapeToString(shape)} to match 'variable'`,
+    );
+  };
+  if (state.m.dtype !== w.dtype || !sameShape(state.m.shape, w.shape)) fail('m', state.m, w.shape);
+  if (state.v.dtype !== w.dtype || !sameShape(state.v.shape, w.shape)) fail('v', state.v, w.shape);
+  if (grad.dtype !== w.dtype || !sameShape(grad.shape, gradShape)) fail('gradient', grad, gradShape);
+}

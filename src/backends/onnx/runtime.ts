@@ -1,0 +1,53 @@
+import { createRequire } from 'node:module';
+import type * as Ort from 'onnxruntime-node';
+import { BackendError } from '../../errors.js';
+
+/** The onnxruntime-node module. */
+export type OrtModule = typeof Ort;
+export type OrtSession = Ort.InferenceSession;
+export type OrtTensor = Ort.Tensor;
+
+let loaded: OrtModule | null = null;
+
+/**
+ * Loads onnxruntime-node on first use (synchronously, through require: it is a CommonJS native
+ * addon), so that importing kerasopt never loads it unless the 'onnx' backend or the ONNX step
+ * runner is actually used.
+ */
+export function loadOnnxRuntime(): OrtModule {
+  if (!loaded) {
+    try {
+      loaded = createRequire(import.meta.url)('onnxruntime-node') as OrtModule;
+    } catch (e) {
+      throw new BackendError(`the onnx backend needs the onnxruntime-node package, which cannot be loaded: ${(e as Error).message}`);
+    }
+  }
+  return loaded;
+}
+
+/** Session options kerasopt uses: CPU execution provider, no graph rewrites (the op order is the contract). */
+export interface OnnxSessionOptions {
+  /** Threads per operator (onnxruntime's intraOpNumThreads; default 0 = onnxruntime's choice). */
+  readonly intraOpNumThreads?: number;
+  /**
+   * onnxruntime graph optimizations (default 'disabled'): kerasopt's graphs have nothing to fold,
+   * and fusions could change the rounding order that the numerical promise rests on.
+   */
+  readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+/** Creates a CPU session for `model`, turning any onnxruntime failure into a BackendError naming `what`. */
+export async function createSession(model: Uint8Array, what: string, o: OnnxSessionOptions = {}): Promise<OrtSession> {
+  const ort = loadOnnxRuntime();
+  try {
+    return await ort.InferenceSession.create(model, {
+      executionProviders: ['cpu'],
+      executionMode: 'sequential',
+      graphOptimizationLevel: o.graphOptimizationLevel ?? 'disabled',
+      intraOpNumThreads: o.intraOpNumThreads ?? 0,
+      logSeverityLevel: 3,
+    });
+  } catch (e) {
+    throw new BackendError(`onnxruntime cannot load ${what}: ${(e as Error).message}`);
+  }
+}

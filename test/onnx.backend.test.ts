@@ -1,0 +1,147 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { getBackend, IndexedSlices, Nadam, OnnxBackend, Tensor, Variable, type FloatDType, type Flavour, type GradientAndVariable } from '../src/index.js';
+
+/**
+ * Bit patterns of a tensor's elements (so -0 and +0 differ), with every NaN written 'NaN': the
+ * promise covers values, not NaN sign or payload (x86 makes a negative default NaN, V8 a positive one).
+ */
+function bits(t: Tensor): string[] {
+  const width = t.dtype === 'float16' ? 2 : t.dtype === 'float32' ? 4 : 8;
+  const view = width === 2 ? new Uint16Array(t.data.buffer, t.data.byteOffset, t.size)
+    : width === 4 ? new Uint32Array(t.data.buffer, t.data.byteOffset, t.size)
+      : new BigUint64Array(t.data.buffer, t.data.byteOffset, t.size);
+  return Array.from(view, (b, i) => (Number.isNaN(t.get(i)) ? 'NaN' : b.toString(16)));
+}
+
+/*
+ * The onnx backend's promise: bit-exact with the typed backend (hence with every fixture the typed
+ * backend passes) in float16, float32 and float64, dense and sparse, all flavours. These tests
+ * check exactly that, element by element, over many steps of random data.
+ */
+
+/** A small deterministic generator (mulberry32), so failures reproduce. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Values over many magnitudes, both signs, a few exact zeros. */
+function values(rand: () => number, n: number): number[] {
+  return Array.from({ length: n }, () => (rand() < 0.05 ? 0 : (rand() - 0.5) * 10 ** (rand() * 8 - 5)));
+}
+
+const onnx = new OnnxBackend({ intraOpNumThreads: 1 });
+afterAll(() => onnx.dispose());
+
+interface Case {
+  flavour: Flavour;
+  dtype: FloatDType;
+  sparse: boolean;
+}
+
+async function compare({ flavour, dtype, sparse }: Case, steps: number, seed: number): Promise<void> {
+  const rand = random(seed);
+  const shape = [7, 5];
+  const init = values(rand, 35);
+  const make = (backend: string | OnnxBackend) => ({
+    opt: new Nadam({ flavour, backend, learning_rate: 0.01, clipnorm: flavour === 'keras3' ? null : 1.5 }),
+    w: new Variable(Tensor.from(init, dtype, shape), { name: 'w' }),
+    b: new Variable(Tensor.from(init.slice(0, 5), dtype), { name: 'b' }),
+  });
+  const typed = make('typed');
+  const ours = make(onnx);
+  for (let s = 0; s < steps; s++) {
+    const gw = values(rand, 35);
+    const gb = values(rand, 5);
+    const rows = [Math.floor(rand() * 7), Math.floor(rand() * 7), 3];
+    const grads = (x: typeof typed): GradientAndVariable[] => [
+      [sparse
+        ? new IndexedSlices(Tensor.from(rows, 'int32'), Tensor.from(gw.slice(0, 15), dtype, [3, 5]), shape)
+        : Tensor.from(gw, dtype, shape), x.w],
+      [Tensor.from(gb, dtype), x.b],
+    ];
+    typed.opt.applyGradientsSync(grads(typed));
+    await ours.opt.applyGradients(grads(ours));
+    for (const [a, b] of [[typed.w, ours.w], [typed.b, ours.b]] as const) {
+      expect(bits(b.value), `${flavour} ${dtype} step ${s + 1} ${a.name}`).toEqual(bits(a.value));
+    }
+    typed.opt.getWeights().forEach((t, i) => expect(bits(ours.opt.getWeights()[i]!), `weight ${i} step ${s + 1}`).toEqual(bits(t)));
+  }
+}
+
+describe('onnx backend vs typed backend, bit for bit', () => {
+  const flavours: Flavour[] = ['tf-keras', 'keras2', 'keras3'];
+  const dtypes: FloatDType[] = ['float32', 'float64', 'float16'];
+  for (const flavour of flavours) {
+    for (const dtype of dtypes) {
+      for (const sparse of [false, true]) {
+        it(`${flavour} ${dtype} ${sparse ? 'sparse' : 'dense'}: 40 random steps`, async () => {
+          await compare({ flavour, dtype, sparse }, 40, 17 + dtypes.indexOf(dtype) * 7 + (sparse ? 1 : 0));
+        });
+      }
+    }
+  }
+
+  it('builds one session per step kind and dtype, reused across steps and sizes', () => {
+    // tf-keras dense+sparse, keras3 dense; 3 dtypes each (keras2 shares tf-keras's kernels)
+    expect(onnx.sessionCount).toBe(9);
+  });
+
+  it('is registered as "onnx" and refuses the synchronous driver', () => {
+    const backend = getBackend('onnx');
+    expect(backend.synchronous).toBe(false);
+    const opt = new Nadam({ backend: 'onnx' });
+    const w = new Variable(Tensor.from([1], 'float32'), { name: 'w' });
+    expect(() => opt.applyGradientsSync([[Tensor.from([1], 'float32'), w]])).toThrow(/asynchronous/);
+  });
+});
+
+describe('onnx backend at sizes where onnxruntime vectorizes and splits work across threads', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    for (const flavour of ['tf-keras', 'keras3'] as const) {
+      it(`${flavour} ${dtype}: 200003 elements, 3 steps, default threads`, async () => {
+        const threaded = new OnnxBackend();
+        try {
+          const rand = random(99);
+          const init = values(rand, 200_003);
+          const typed = { opt: new Nadam({ flavour }), w: new Variable(Tensor.from(init, dtype), { name: 'w' }) };
+          const ours = { opt: new Nadam({ flavour, backend: threaded }), w: new Variable(Tensor.from(init, dtype), { name: 'w' }) };
+          for (let s = 0; s < 3; s++) {
+            const g = Tensor.from(values(rand, 200_003), dtype);
+            typed.opt.applyGradientsSync([[g, typed.w]]);
+            await ours.opt.applyGradients([[g, ours.w]]);
+            expect(bits(ours.w.value)).toEqual(bits(typed.w.value));
+          }
+        } finally {
+          await threaded.dispose();
+        }
+      });
+    }
+  }
+});
+
+describe('onnx backend edge cases', () => {
+  it('a sparse gradient with no rows still decays m and v, as the typed backend does', async () => {
+    const run = async (backend: string | OnnxBackend) => {
+      const opt = new Nadam({ backend });
+      const w = new Variable(Tensor.from([1, 2, 3, 4], 'float32', [2, 2]), { name: 'w' });
+      await opt.applyGradients([[Tensor.from([0.5, -1, 2, 0.25], 'float32', [2, 2]), w]]);
+      await opt.applyGradients([[new IndexedSlices(Tensor.from([], 'int32'), Tensor.from([], 'float32', [0, 2]), [2, 2]), w]]);
+      return opt.getWeights().map(bits);
+    };
+    expect(await run(onnx)).toEqual(await run('typed'));
+  });
+
+  it('an empty variable is a no-op', async () => {
+    const opt = new Nadam({ backend: onnx });
+    const w = new Variable(Tensor.from([], 'float32'), { name: 'w' });
+    await opt.applyGradients([[Tensor.from([], 'float32'), w]]);
+    expect(opt.iterations).toBe(1);
+  });
+});
