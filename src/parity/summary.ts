@@ -1,4 +1,11 @@
-import type { ParityResult } from './run.js';
+import type { RecordResult, ParityResult } from './run.js';
+import type { Tolerance } from './fixture.js';
+
+/** A fixture that could not be checked at all (bad manifest, payload, backend ...): never a pass. */
+export interface ParityError {
+  readonly path: string;
+  readonly message: string;
+}
 
 /** The worst difference of a parity result over all steps and tensors. */
 export function worstOf(r: ParityResult): { maxAbs: number; maxRel: number; maxUlp: number; failing: number } {
@@ -12,8 +19,18 @@ export function worstOf(r: ParityResult): { maxAbs: number; maxRel: number; maxU
   return { maxAbs, maxRel, maxUlp, failing };
 }
 
-function tol(r: ParityResult): string {
-  const t = r.tolerance;
+/** The first record outside its tolerance (lowest step, then manifest order), or null. */
+export function firstFailure(r: ParityResult): RecordResult | null {
+  return r.records.find((rec) => !rec.pass) ?? null;
+}
+
+/** The first record that is not bit-identical (where a trajectory starts to drift), or null. */
+export function firstDrift(r: ParityResult): RecordResult | null {
+  return r.records.find((rec) => rec.differing > 0) ?? null;
+}
+
+/** A tolerance in words: `bit-exact`, `<= 4 ulp`, `allclose(rtol=1e-6, atol=1e-8)`, ... */
+export function describeTolerance(t: Tolerance): string {
   switch (t.kind) {
     case 'exact':
       return 'bit-exact';
@@ -26,18 +43,54 @@ function tol(r: ParityResult): string {
   }
 }
 
-const fmt = (x: number): string => (x === 0 ? '0' : x >= 1e-3 && x < 1e4 ? x.toPrecision(3) : x.toExponential(2));
+/** A number for a report: 3 significant digits, exponent form when small or large. */
+export const fmt = (x: number): string => (x === 0 ? '0' : !Number.isFinite(x) ? String(x) : x >= 1e-3 && x < 1e4 ? x.toPrecision(3) : x.toExponential(2));
 
-/** A fixed-width table of parity results, one line per fixture, with provenance always shown. */
-export function formatSummary(results: readonly ParityResult[]): string {
+/** A ULP count for a report: exact below a million, exponent form above. */
+export const fmtUlp = (x: number): string => (Number.isFinite(x) && x < 1e6 ? String(x) : fmt(x));
+
+/** The verdict of one result in words; a result that compared nothing is never a pass. */
+export function verdictText(r: ParityResult): string {
+  if (r.compared === 0) return 'NOTHING CHECKED';
+  return r.pass ? 'pass' : `FAIL (${worstOf(r).failing})`;
+}
+
+/** What was compared with what: the backend that replayed the fixture, or the recorded trajectory under test. */
+export function subjectOf(r: ParityResult): string {
+  return r.actual ? `recorded: ${r.actual.producer}` : `backend ${r.backend}`;
+}
+
+function describeRecord(rec: RecordResult): string {
+  return `step ${rec.step}, '${rec.key}' (max ulp ${fmtUlp(rec.maxUlp)}, max abs ${fmt(rec.maxAbs)}, ${rec.failing || rec.differing}/${rec.elements} elements)`;
+}
+
+/**
+ * A fixed-width table of parity results, one line per fixture, then per fixture its provenance
+ * (always shown), what it was compared with, and where it first drifts or fails; then the errors.
+ */
+export function formatSummary(results: readonly ParityResult[], errors: readonly ParityError[] = []): string {
   const header = ['fixture', 'provenance', 'flavour', 'dtype', 'steps', 'tensors', 'max ulp', 'max abs', 'max rel', 'tolerance', 'result'];
   const rows = results.map((r) => {
     const w = worstOf(r);
-    const verdict = r.compared === 0 ? 'NOTHING CHECKED' : r.pass ? 'pass' : `FAIL (${w.failing})`;
-    return [r.fixture, r.provenance, r.flavour, r.dtype, String(r.steps), String(r.compared), fmt(w.maxUlp), fmt(w.maxAbs), fmt(w.maxRel), tol(r), verdict];
+    return [r.fixture, r.provenance, r.flavour, r.dtype, String(r.steps), String(r.compared), fmtUlp(w.maxUlp), fmt(w.maxAbs), fmt(w.maxRel), describeTolerance(r.tolerance), verdictText(r)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const details = results.flatMap((r) => {
+    const out = [`${r.fixture}: ${r.provenance} — ${r.producer}${r.source ? ` (source: ${r.source})` : ''}; compared with ${subjectOf(r)}`];
+    const fail = firstFailure(r);
+    const drift = firstDrift(r);
+    if (fail) out.push(`  first failure: ${describeRecord(fail)}`);
+    else if (drift) out.push(`  first drift (within tolerance): ${describeRecord(drift)}`);
+    return out;
+  });
   const passed = results.filter((r) => r.pass).length;
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', `${passed} passed, ${results.length - passed} failed`].join('\n');
+  const lines = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', ...details];
+  if (errors.length > 0) lines.push('', `${errors.length} fixture(s) could not be checked:`, ...errors.map((e) => `  ERROR ${e.message}`));
+  lines.push(
+    '',
+    'iterations are compared exactly; float tensors by each fixture\'s tolerance; ulp are counted in the tensor\'s dtype',
+    `${passed} passed, ${results.length - passed} failed${errors.length ? `, ${errors.length} not checked (errors)` : ''}`,
+  );
+  return lines.join('\n');
 }

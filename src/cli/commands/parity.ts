@@ -1,27 +1,121 @@
-import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadFixture, shippedFixtures } from '../../parity/fixture.js';
+import { getBackend } from '../../backends/registry.js';
+import { KerasoptError, KerasValueError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { fixturesDir } from '../../paths.js';
+import { compareTrajectories, type CompareScope } from '../../parity/against.js';
+import { loadFixture, shippedFixtures, type Fixture, type Tolerance } from '../../parity/fixture.js';
+import { formatReportHtml } from '../../parity/html.js';
+import { progressBar, type ProgressStream } from '../../parity/progress.js';
+import { formatReportJson, runPasses } from '../../parity/report.js';
 import { runParity, type ParityResult } from '../../parity/run.js';
-import { formatSummary } from '../../parity/summary.js';
+import { formatSummary, type ParityError } from '../../parity/summary.js';
 import type { Command } from '../command.js';
 
-export const parity: Command = {
-  name: 'parity',
-  usage: `parity [FIXTURE.json ...] [--backend NAME] [--json OUT.json]
-    Replays parity fixtures (default: every shipped fixture) and prints, per fixture, the
-    largest ULP / absolute / relative distance and the verdict. Exits 1 if any fixture fails.`,
-  async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { backend: { type: 'string', default: 'typed' }, json: { type: 'string' } },
-    });
-    const files = positionals.length > 0 ? positionals.map((p) => resolve(p)) : shippedFixtures();
-    const results: ParityResult[] = [];
-    for (const file of files) results.push(await runParity(loadFixture(file), { backend: values.backend }));
-    process.stdout.write(`${formatSummary(results)}\n`);
-    if (values.json) writeFileSync(values.json, `${JSON.stringify(results, null, 2)}\n`);
-    return results.length > 0 && results.every((r) => r.pass) ? 0 : 1;
-  },
-};
+/** Where the parity command writes and looks; tests pass their own. */
+export interface ParityIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: ProgressStream;
+  /** The folder `kerasopt parity` without arguments runs (default: the package's fixtures/). */
+  readonly fixturesDir?: string;
+}
+
+/** Parses `exact`, `ulp:N`, `allclose:RTOL:ATOL` or `relative:RTOL[:FLOOR]`. */
+export function parseTolerance(text: string): Tolerance {
+  const [kind, ...args] = text.split(':');
+  const nums = args.map(Number);
+  const ok = nums.every((x) => Number.isFinite(x) && x >= 0);
+  if (kind === 'exact' && args.length === 0) return { kind: 'exact' };
+  if (kind === 'ulp' && args.length === 1 && ok && Number.isInteger(nums[0])) return { kind: 'ulp', maxUlp: nums[0]! };
+  if (kind === 'allclose' && args.length === 2 && ok) return { kind: 'allclose', rtol: nums[0]!, atol: nums[1]! };
+  if (kind === 'relative' && (args.length === 1 || args.length === 2) && ok) return { kind: 'relative', rtol: nums[0]!, ...(args.length === 2 ? { floor: nums[1]! } : {}) };
+  throw new KerasValueError(`--tolerance '${text}': expected exact, ulp:N, allclose:RTOL:ATOL or relative:RTOL[:FLOOR]`);
+}
+
+const USAGE = `parity [FIXTURE.json ...] [--backend NAME] [--json OUT.json] [--html OUT.html]
+parity --against EXPECTED.json ACTUAL.json ... [--compare all|variables] [--tolerance T] [--json ..] [--html ..]
+    Replays parity fixtures with kerasopt's Nadam (default: every fixture shipped in fixtures/) and
+    prints per fixture its provenance, the largest ULP / absolute / relative distance, where it first
+    drifts and the verdict. With --against, compares recorded trajectories of another implementation
+    (same format, same gradients) with EXPECTED instead. --json writes every per-step, per-tensor
+    comparison; --html a page with a plot of ULP distance against step per variable.
+    Exit: 0 all passed, 1 a comparison failed, 2 bad input or nothing checked.`;
+
+/** Builds the `parity` command over the given streams. */
+export function createParityCommand(io: ParityIo): Command {
+  return {
+    name: 'parity',
+    usage: USAGE,
+    async run(argv) {
+      const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          backend: { type: 'string', default: 'typed' },
+          json: { type: 'string' },
+          html: { type: 'string' },
+          against: { type: 'string' },
+          compare: { type: 'string', default: 'all' },
+          tolerance: { type: 'string' },
+        },
+      });
+      const fail = (message: string): number => {
+        io.stderr.write(`kerasopt parity: ${message}\n`);
+        return 2;
+      };
+      let tolerance: Tolerance | undefined;
+      try {
+        if (!values.against) {
+          if (values.tolerance !== undefined) return fail('--tolerance applies to --against comparisons only; a replay is held to the fixture\'s own tolerance');
+          getBackend(values.backend); // an unknown name fails here, listing the registered backends
+        } else if (values.tolerance !== undefined) tolerance = parseTolerance(values.tolerance);
+      } catch (e) {
+        if (e instanceof KerasoptError) return fail(e.message);
+        throw e;
+      }
+      if (values.compare !== 'all' && values.compare !== 'variables') return fail(`--compare '${values.compare}': expected all or variables`);
+      const dir = io.fixturesDir ?? fixturesDir();
+      const files = positionals.length > 0 ? positionals.map((p) => resolve(p)) : values.against ? [] : shippedFixtures(dir);
+      if (files.length === 0) {
+        return fail(values.against ? '--against needs at least one ACTUAL.json trajectory to compare' : `no parity fixtures found in ${dir}: nothing was checked, so nothing passed (generate them with npm run fixtures, or name FIXTURE.json files)`);
+      }
+      let expected: Fixture | null = null;
+      if (values.against) {
+        try {
+          expected = loadFixture(resolve(values.against));
+        } catch (e) {
+          if (e instanceof KerasoptError) return fail(e.message);
+          throw e;
+        }
+      }
+      const results: ParityResult[] = [];
+      const errors: ParityError[] = [];
+      for (const file of files) {
+        try {
+          if (expected) {
+            results.push(compareTrajectories(expected, loadFixture(file, { allowNaN: true }), { scope: values.compare as CompareScope, ...(tolerance ? { tolerance } : {}) }));
+            continue;
+          }
+          const fixture = loadFixture(file);
+          const bar = progressBar(io.stderr, fixture.manifest.name);
+          try {
+            results.push(await runParity(fixture, { backend: values.backend, onStep: bar ? (s, n) => bar.update(s, n) : undefined }));
+          } finally {
+            bar?.done();
+          }
+        } catch (e) {
+          if (!(e instanceof KerasoptError)) throw e;
+          errors.push({ path: file, message: e.message });
+        }
+      }
+      io.stdout.write(`${formatSummary(results, errors)}\n`);
+      if (values.json) writeFileAtomic(resolve(values.json), formatReportJson(results, errors));
+      if (values.html) writeFileAtomic(resolve(values.html), formatReportHtml(results, errors));
+      if (errors.length > 0) return 2;
+      return runPasses(results, errors) ? 0 : 1;
+    },
+  };
+}
+
+export const parity: Command = createParityCommand({ stdout: process.stdout, stderr: process.stderr });

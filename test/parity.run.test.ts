@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { BackendError, Tensor, type Flavour, type FloatDType } from '../src/index.js';
+import { loadFixture, type Fixture, type Tolerance } from '../src/parity/fixture.js';
+import { runParity } from '../src/parity/run.js';
+import { firstDrift, firstFailure, formatSummary } from '../src/parity/summary.js';
+import { writeFixture, type FixtureSpec } from '../src/parity/write.js';
+import { nadamFixture, tempDir } from './helpers/parityFixtures.js';
+
+/** The fixture's spec, to write a modified copy of it. */
+function specOf(f: Fixture, over: Partial<FixtureSpec> = {}): FixtureSpec {
+  const { format: _f, version: _v, steps: _s, payload: _p, initial: _i, step: _st, ...spec } = f.manifest;
+  return { ...spec, ...over };
+}
+
+/** Writes a copy of `f` with expected element `index` of `key` at `step` moved by `ulps` float32 ulps. */
+function nudged(f: Fixture, step: number, key: string, index: number, ulps: number, over: Partial<FixtureSpec> = {}): Fixture {
+  const steps = f.steps.map((m) => new Map([...m].map(([k, t]) => [k, t.clone()])));
+  const t = steps[step - 1]!.get(key)!;
+  if (t.dtype === 'int64') (t.data as BigInt64Array)[index]! += BigInt(ulps);
+  else new Int32Array((t.data as Float32Array).buffer)[index]! += ulps;
+  const dir = tempDir();
+  return loadFixture(writeFixture(dir, specOf(f, over), { initial: f.initial, steps }));
+}
+
+describe('runParity replays a fixture and compares every state tensor at every step', () => {
+  const cases: Array<[Flavour, FloatDType, boolean]> = [
+    ['tf-keras', 'float32', false],
+    ['tf-keras', 'float32', true],
+    ['tf-keras', 'float64', false],
+    ['keras2', 'float32', true],
+    ['keras3', 'float32', false],
+    ['keras3', 'float64', true],
+  ];
+  test.each(cases)('%s %s sparse=%s: its own recorded trajectory replays bit-exactly', async (flavour, dtype, sparse) => {
+    const dir = tempDir();
+    const f = loadFixture(await nadamFixture(dir, { name: 'self', flavour, dtype, sparse, steps: 6 }));
+    const r = await runParity(f);
+    const stateKeys = f.manifest.step.filter((x) => !x.key.startsWith('grad')).map((x) => x.key);
+    expect(stateKeys.length).toBe(2 + 2 * 2 + 2); // 2 vars, 2 slots each, iterations + schedule weight
+    expect(r.compared).toBe(6 * stateKeys.length);
+    expect(r.records.map((x) => `${x.step} ${x.key}`)).toEqual([1, 2, 3, 4, 5, 6].flatMap((s) => stateKeys.map((k) => `${s} ${k}`)));
+    expect(r.records.every((x) => x.differing === 0 && x.maxUlp === 0 && x.maxAbs === 0 && x.pass)).toBe(true);
+    expect(r.pass).toBe(true);
+    expect(r.backend).toBe('typed');
+    expect(r.provenance).toBe('external');
+    expect(r.path).toBe(f.path);
+    const slot = r.records.find((x) => x.key.startsWith('slot:'))!;
+    expect(slot.variable).toBe('w');
+    expect(r.records.find((x) => x.key === 'weight:iterations')!.variable).toBeNull();
+  });
+
+  test('per step and per record: a 3-ulp error at step 3 in one element is found there, and only there', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'exact', steps: 5 }));
+    const bad = nudged(f, 3, 'slot:v:b', 2, 3);
+    const r = await runParity(bad);
+    expect(r.pass).toBe(false);
+    const failing = r.records.filter((x) => !x.pass);
+    expect(failing.map((x) => [x.step, x.key, x.maxUlp, x.failing, x.differing, x.worst])).toEqual([[3, 'slot:v:b', 3, 1, 1, 2]]);
+    expect(failing[0]!.maxAbs).toBeGreaterThan(0);
+    expect(failing[0]!.maxRel).toBeGreaterThan(0);
+    expect(failing[0]!.maxRel).toBeLessThan(1e-5);
+    expect(firstFailure(r)).toMatchObject({ step: 3, key: 'slot:v:b' });
+    const text = formatSummary([r]);
+    expect(text).toMatch(/exact\s+external\s+tf-keras\s+float32\s+5\s+40\s+3\s+.*bit-exact\s+FAIL \(1\)/);
+    expect(text).toContain("first failure: step 3, 'slot:v:b' (max ulp 3");
+    expect(text).toContain('exact: external — kerasopt Nadam, typed backend (recorded by the test suite, not TensorFlow)');
+    expect(text).toContain('0 passed, 1 failed');
+  });
+
+  const tolerances: Array<[string, Tolerance, boolean]> = [
+    ['exact', { kind: 'exact' }, false],
+    ['ulp 2', { kind: 'ulp', maxUlp: 2 }, false],
+    ['ulp 3', { kind: 'ulp', maxUlp: 3 }, true],
+    ['allclose tight', { kind: 'allclose', rtol: 1e-9, atol: 0 }, false],
+    ['allclose loose', { kind: 'allclose', rtol: 1e-5, atol: 1e-8 }, true],
+    ['relative tight', { kind: 'relative', rtol: 1e-9 }, false],
+    ['relative loose', { kind: 'relative', rtol: 1e-5 }, true],
+  ];
+  test.each(tolerances)('tolerance %s decides the verdict of a 3-ulp error', async (_name, tolerance, passes) => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'tol', steps: 3 }));
+    const r = await runParity(nudged(f, 2, 'var:w', 4, 3, { tolerance }));
+    expect(r.pass).toBe(passes);
+    expect(r.tolerance).toEqual(tolerance);
+    expect(firstDrift(r)).toMatchObject({ step: 2, key: 'var:w', maxUlp: 3 });
+    if (passes) expect(formatSummary([r])).toContain("first drift (within tolerance): step 2, 'var:w'");
+  });
+
+  test('iterations are held to bit-exactness whatever the float tolerance', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'iters', steps: 3 }));
+    const r = await runParity(nudged(f, 2, 'weight:iterations', 0, 1, { tolerance: { kind: 'allclose', rtol: 1, atol: 1 } }));
+    const it = r.records.find((x) => x.key === 'weight:iterations' && x.step === 2)!;
+    expect(it.tolerance).toEqual({ kind: 'exact' });
+    expect(it.pass).toBe(false);
+    expect(r.pass).toBe(false);
+  });
+
+  test('an unknown backend is a BackendError listing the registered ones', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'be', steps: 1 }));
+    await expect(runParity(f, { backend: 'gpu' })).rejects.toThrow(BackendError);
+    await expect(runParity(f, { backend: 'gpu' })).rejects.toThrow(/no backend named 'gpu'; registered backends: .*typed/);
+  });
+
+  test('onStep reports every step', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'progress', steps: 4 }));
+    const seen: string[] = [];
+    await runParity(f, { onStep: (s, n) => seen.push(`${s}/${n}`) });
+    expect(seen).toEqual(['1/4', '2/4', '3/4', '4/4']);
+  });
+});
+
+describe('a fixture that compares nothing never passes', () => {
+  test('gradients only, no expected state: compared 0, pass false, NOTHING CHECKED', async () => {
+    // Written by hand: writeFixture itself refuses to write such a fixture.
+    const dir = tempDir();
+    const init = Tensor.from([1, 2], 'float32');
+    const grad = Tensor.from([0.5, 0.25], 'float32');
+    const payload = Buffer.concat([init, grad].map((t) => Buffer.from(t.data.buffer)));
+    const manifest = {
+      format: 'kerasopt-fixture', version: 1, name: 'empty',
+      provenance: { kind: 'external', producer: 'hand-written by test/parity.run.test.ts' },
+      flavour: 'tf-keras', dtype: 'float32', config: {}, variables: [{ name: 'w', shape: [2], gradient: 'dense' }],
+      steps: 1, tolerance: { kind: 'exact' },
+      payload: { file: 'empty.bin', byteLength: payload.length, sha256: createHash('sha256').update(payload).digest('hex') },
+      initial: [{ key: 'var:w', dtype: 'float32', shape: [2] }],
+      step: [{ key: 'grad:w', dtype: 'float32', shape: [2] }],
+    };
+    writeFileSync(join(dir, 'empty.bin'), payload);
+    writeFileSync(join(dir, 'empty.json'), JSON.stringify(manifest));
+    const r = await runParity(loadFixture(join(dir, 'empty.json')));
+    expect(r.compared).toBe(0);
+    expect(r.pass).toBe(false);
+    expect(formatSummary([r])).toMatch(/NOTHING CHECKED/);
+    expect(formatSummary([r])).toContain('0 passed, 1 failed');
+  });
+});
