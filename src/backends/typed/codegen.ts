@@ -1,5 +1,6 @@
 import type { FloatDType } from '../../tensor/dtype.js';
 import { fromHalfBits, roundToHalf, toHalfBits } from '../../tensor/float16.js';
+import { simdKernel } from './simd.js';
 
 /**
  * A kernel written once as JavaScript source in which every rounding point is spelled `R(...)`.
@@ -54,12 +55,18 @@ function withHalfDecoding(source: KernelSource, inner: CompiledKernel): Compiled
 
 const cache = new Map<string, CompiledKernel>();
 
-/** The kernel compiled for `dtype` (compiled once, then cached). */
-export function compileKernel(source: KernelSource, dtype: FloatDType): CompiledKernel {
-  const key = `${source.name}/${dtype}`;
+/**
+ * The kernel compiled for `dtype` (compiled once, then cached). For float32, a dense kernel whose every
+ * op is rounded on its own also gets a WebAssembly f32x4 form (see simd.ts), bit-identical to the
+ * Math.fround one; `{ simd: false }` asks for the plain JavaScript kernel.
+ */
+export function compileKernel(source: KernelSource, dtype: FloatDType, options: { simd?: boolean } = {}): CompiledKernel {
+  const simd = dtype === 'float32' && options.simd !== false;
+  const key = `${source.name}/${dtype}${simd ? '/simd' : ''}`;
   let kernel = cache.get(key);
   if (!kernel) {
-    if (dtype === 'float32') kernel = build(source, 'Math.fround(');
+    if (simd) kernel = simdKernel(source, compileKernel(source, dtype, { simd: false })) ?? compileKernel(source, dtype, { simd: false });
+    else if (dtype === 'float32') kernel = build(source, 'Math.fround(');
     else if (dtype === 'float64') kernel = build(source, '(');
     else kernel = withHalfDecoding(source, build(source, 'R('));
     cache.set(key, kernel);

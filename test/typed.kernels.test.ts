@@ -1,0 +1,138 @@
+import { describe, expect, test } from 'vitest';
+import { compileKernel, type KernelSource } from '../src/backends/typed/codegen.js';
+import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS, SCALE_DIV } from '../src/backends/typed/kernels.js';
+import { CHUNK, SIMD_MIN_ELEMENTS, simdKernel, translateToF32x4 } from '../src/backends/typed/simd.js';
+import { TypedArrayBackend } from '../src/backends/typed/index.js';
+import { Tensor } from '../src/tensor/tensor.js';
+
+/*
+ * The float32 wasm f32x4 kernels must give exactly the bits of the plain Math.fround kernels of the
+ * same source (NaN payloads excepted: NaN must stay NaN). Checked on random data salted with
+ * subnormals, signed zeros, infinities, NaN, huge and tiny values, across chunk boundaries.
+ */
+
+let seed = 20261125;
+function rand(): number {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+  return seed / 2 ** 32;
+}
+
+const SPECIALS = [0, -0, Infinity, -Infinity, NaN, 2 ** -149, -(2 ** -149), 2 ** -126, 3 * 2 ** -140, 3.4028234663852886e38, 1, -1];
+
+function randomFloat32(n: number, { positive = false } = {}): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    let x: number;
+    if (r < 0.08) x = SPECIALS[Math.floor(rand() * SPECIALS.length)]!;
+    else if (r < 0.2) x = (rand() - 0.5) * 2 ** -126 * 4; // subnormal or just above
+    else x = (rand() - 0.5) * 2 ** Math.floor(rand() * 80 - 50);
+    out[i] = positive && !Number.isNaN(x) ? Math.abs(x) : x;
+  }
+  return out;
+}
+
+/** Bits of each element, with every NaN mapped to one marker (wasm and JS may differ in NaN payload). */
+function bitsOf(a: Float32Array): number[] {
+  const u = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  return Array.from(a, (x, i) => (Number.isNaN(x) ? -1 : u[i]!));
+}
+
+function scalarsFor(source: KernelSource): number[] {
+  const count = source.params.length - source.floatArrays.length - 1;
+  const realistic = [0.001, 0.9, 0.999, 0.1, 0.001, 0.0383, 0.9578, 0.0618, 0.1089, 0.000999, 1e-7].map(Math.fround);
+  return Array.from({ length: count }, (_, k) => (rand() < 0.85 ? realistic[k % realistic.length]! : Math.fround((rand() - 0.3) * 2 ** Math.floor(rand() * 60 - 30))));
+}
+
+/** Runs the plain and the wasm kernel on copies of the same random W, M, V, G (G may alias W). */
+function runBoth(source: KernelSource, n: number, scalars: number[], gradientIsVariable = false) {
+  const fresh = [randomFloat32(n), randomFloat32(n), randomFloat32(n, { positive: true }), randomFloat32(n)];
+  const arrange = () => {
+    const c = fresh.map((x) => x.slice());
+    return gradientIsVariable ? [c[0]!, c[1]!, c[2]!, c[0]!] : c;
+  };
+  const a = arrange();
+  const b = arrange();
+  compileKernel(source, 'float32', { simd: false })(a[0], a[1], a[2], a[3], n, ...scalars);
+  compileKernel(source, 'float32')(b[0], b[1], b[2], b[3], n, ...scalars);
+  return { plain: a.slice(0, 3).map(bitsOf), simd: b.slice(0, 3).map(bitsOf) };
+}
+
+describe('float32 dense kernels: wasm f32x4 against Math.fround', () => {
+  test('wasm SIMD is available here, so the fast path is really under test', () => {
+    for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3]) {
+      expect(translateToF32x4(source)).toHaveProperty('spec');
+      expect(simdKernel(source, compileKernel(source, 'float32', { simd: false }))).not.toBeNull();
+      expect(compileKernel(source, 'float32')).not.toBe(compileKernel(source, 'float32', { simd: false }));
+    }
+  });
+
+  for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3]) {
+    test(`${source.name}: identical bits on salted random data, sizes around the vector width and chunk size`, () => {
+      const sizes = [0, 1, 3, SIMD_MIN_ELEMENTS - 1, SIMD_MIN_ELEMENTS, SIMD_MIN_ELEMENTS + 3, 1001, CHUNK, CHUNK + 5, 2 * CHUNK + 13];
+      for (const n of sizes) {
+        for (let trial = 0; trial < 3; trial++) {
+          const { plain, simd } = runBoth(source, n, scalarsFor(source));
+          expect(simd).toEqual(plain);
+        }
+      }
+    });
+
+    test(`${source.name}: special scalars (subnormal, zero, inf, NaN, non-float32) give the same bits`, () => {
+      const base = scalarsFor(source);
+      for (const special of [0, -0, 2 ** -149, Infinity, NaN, 0.1 /* not a float32: falls back */]) {
+        for (let k = 0; k < base.length; k++) {
+          const scalars = [...base];
+          scalars[k] = special;
+          const { plain, simd } = runBoth(source, 257, scalars);
+          expect(simd).toEqual(plain);
+        }
+      }
+    });
+
+    test(`${source.name}: aliased arrays (gradient is the variable) behave as the plain kernel`, () => {
+      const { plain, simd } = runBoth(source, 3000, scalarsFor(source), true);
+      expect(simd).toEqual(plain);
+    });
+  }
+
+  test('the backend uses the fast path transparently and keeps the plain kernel bits', () => {
+    const n = 5000;
+    const mk = () => new Tensor('float32', [n], randomFloat32(n));
+    const state = { variable: mk(), m: mk(), v: new Tensor('float32', [n], randomFloat32(n, { positive: true })) };
+    const grad = mk();
+    const copy = { w: state.variable.data.slice(), m: state.m.data.slice(), v: state.v.data.slice() };
+    const c = { kind: 'tf-keras', lr: Math.fround(0.001), negLr: -Math.fround(0.001), beta1: Math.fround(0.9), beta2: Math.fround(0.999),
+      oneMinusBeta1: Math.fround(0.1), oneMinusBeta2: Math.fround(0.001), oneMinusMuT: Math.fround(0.0383), muT1: Math.fround(0.9578),
+      oneMinusMsNew: Math.fround(0.0618), oneMinusMsNext: Math.fround(0.1089), vDenominator: Math.fround(0.000999), epsilon: Math.fround(1e-7) } as const;
+    new TypedArrayBackend().nadamDense(state, grad, c);
+    compileKernel(NADAM_DENSE_TF_KERAS, 'float32', { simd: false })(copy.w, copy.m, copy.v, grad.data, n, c.lr, c.beta1, c.beta2,
+      c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1, c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
+    expect([state.variable.data, state.m.data, state.v.data].map(bitsOf)).toEqual([copy.w, copy.m, copy.v].map(bitsOf));
+  });
+});
+
+describe('what the translation refuses, and the dtypes it leaves alone', () => {
+  const base = { name: 'probe', params: ['X', 'Y', 'n', 'a'], floatArrays: ['X', 'Y'], writes: ['Y'] } as const;
+
+  test('an op not rounded on its own, a literal or a helper call keeps the plain kernel', () => {
+    const bodies = [
+      'for (let i = 0; i < n; i++) { Y[i] = R(X[i] * a + a); }',
+      'for (let i = 0; i < n; i++) { Y[i] = R(X[i] * 2); }',
+      'for (let i = 0; i < n; i++) { Y[i] = R(Math.abs(X[i])); }',
+      'for (let i = 0; i < n; i++) { Y[i] = X[i] * a; }',
+      'for (let i = 0; i < n; i++) { Y[i + 1] = R(X[i] * a); }',
+      'for (let i = 0; i < X.length; i++) { Y[i] = R(X[i] * a); }',
+    ];
+    for (const body of bodies) expect(translateToF32x4({ ...base, body })).toHaveProperty('reason');
+    expect(translateToF32x4({ ...base, body: 'for (let i = 0; i < n; i++) { Y[i] = R(X[i] * a); }' })).toHaveProperty('spec');
+    expect(translateToF32x4(NADAM_SPARSE_TF_KERAS)).toHaveProperty('reason');
+    expect(translateToF32x4(SCALE_DIV)).toHaveProperty('reason');
+  });
+
+  test('float64 and float16 kernels are the plain ones', () => {
+    for (const dtype of ['float64', 'float16'] as const) {
+      expect(compileKernel(NADAM_DENSE_TF_KERAS, dtype)).toBe(compileKernel(NADAM_DENSE_TF_KERAS, dtype, { simd: false }));
+    }
+  });
+});
