@@ -8,7 +8,9 @@ import { isFlavour, type Flavour } from '../flavour.js';
 import { Optimizer, type PreparedGradient } from '../optimizer.js';
 import { isLearningRateSchedule, type LearningRateSchedule } from '../schedules.js';
 import { settle, type Flow } from '../steps.js';
-import { nadamConfig } from './config.js';
+import type { ConfigDialect } from '../../config/dialects.js';
+import { nadamOptionsFromConfig, type ConfigReadOptions } from '../../config/fromConfig.js';
+import { configExtras, nadamConfig, type NadamConfigExtras } from './config.js';
 import { refuseUnimplemented, validateClip, validateHyperparameters, type NadamHyperparameters } from './hyper.js';
 import { keras3Coefficients, nextUProduct } from './keras3.js';
 import { RECIPES, type NadamRecipe } from './recipes.js';
@@ -44,6 +46,11 @@ export interface NadamOptions {
   ema_overwrite_frequency?: number | null;
   loss_scale_factor?: number | null;
   gradient_accumulation_steps?: number | null;
+  /** TF 2.11-2.15 config keys; kept so getConfig() writes them back (they change no number). */
+  jit_compile?: boolean;
+  is_legacy_optimizer?: boolean;
+  /** Which Keras release's key layout getConfig() writes (default: the flavour's; see src/config/dialects.ts). */
+  dialect?: ConfigDialect;
   /** Which Keras Nadam to reproduce (default 'tf-keras'). */
   flavour?: Flavour;
   /** A backend or the name it is registered under (default: 'typed'). */
@@ -69,6 +76,7 @@ export class Nadam extends Optimizer {
   protected readonly sparseUpdate: 'unique-rows' | 'dense';
   private schedule: Variable | null = null;
   private readonly learningRateVar: Variable | null = null;
+  private readonly configExtras: NadamConfigExtras;
 
   constructor(options: NadamOptions = {}) {
     const flavour = options.flavour ?? 'tf-keras';
@@ -82,6 +90,7 @@ export class Nadam extends Optimizer {
     Nadam.checkFlavourOptions(flavour, options, clip);
     super({ name: options.name ?? recipe.defaultName, flavour, iterationsName: recipe.iterationsName, clip, backend: options.backend, onWarning: options.onWarning });
     this.recipe = recipe;
+    this.configExtras = configExtras(options, flavour);
     this.sparseUpdate = recipe.sparseUpdate;
     const scheduleDecay = options.schedule_decay ?? 0.004;
     if (flavour === 'tf-keras' && options.decay !== undefined && options.decay !== scheduleDecay) {
@@ -99,13 +108,25 @@ export class Nadam extends Optimizer {
     if (flavour === 'keras3' && !isLearningRateSchedule(lr)) this.learningRateVar = this.addWeight('learning_rate', [], 'float32', lr);
   }
 
-  /** Recreates a Nadam from its Keras config (`lr` and `schedule_decay` accepted, as Keras does). */
-  static fromConfig(config: Readonly<Record<string, unknown>>, options: Pick<NadamOptions, 'flavour' | 'backend' | 'onWarning'> = {}): Nadam {
-    return new Nadam({ ...(config as NadamOptions), ...options });
+  /**
+   * Recreates a Nadam from its Keras config, as Keras's from_config does: `lr` and `schedule_decay`
+   * accepted where that Keras accepts them, a serialized schedule recreated (custom ones only from
+   * `customObjects`), any other unknown key refused with its name.
+   */
+  static fromConfig(config: Readonly<Record<string, unknown>>, options: ConfigReadOptions & Pick<NadamOptions, 'backend'> = {}): Nadam {
+    return new Nadam({ ...nadamOptionsFromConfig(config, options), backend: options.backend });
   }
 
+  /** The Keras config, key for key as the dialect's get_config() writes it (see README "Configs"). */
   getConfig(): Record<string, unknown> {
-    return nadamConfig(this.recipe.flavour, this.name, this.hyperparameters, this.clip, this.learningRateValue());
+    return nadamConfig({
+      name: this.name,
+      hyper: this.hyperparameters,
+      clip: this.clip,
+      learningRate: this.learningRateValue(),
+      built: this.built,
+      extras: this.configExtras,
+    });
   }
 
   /** The learning rate used by the next step (a schedule is evaluated at the current iterations). */
@@ -139,7 +160,7 @@ export class Nadam extends Optimizer {
       refuseUnimplemented('gradient_accumulation_steps', o.gradient_accumulation_steps ?? undefined, undefined);
       return;
     }
-    for (const key of ['weight_decay', 'use_ema', 'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor', 'gradient_accumulation_steps'] as const) {
+    for (const key of ['weight_decay', 'use_ema', 'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor', 'gradient_accumulation_steps', 'jit_compile', 'is_legacy_optimizer'] as const) {
       if (o[key] !== undefined && o[key] !== null) throw new KerasValueError(`${key} is a Keras 3 option; the ${flavour} Nadam does not take it`, 'UNSUPPORTED_FEATURE');
     }
     if (flavour === 'keras2' && clip.global_clipnorm !== null) throw new KerasValueError('global_clipnorm is not an option of standalone Keras 2 optimizers', 'UNSUPPORTED_FEATURE');
