@@ -1,0 +1,310 @@
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import * as h5wasm from 'h5wasm/node';
+import { FormatError, UnsupportedDTypeError } from '../errors.js';
+import type { DType } from '../tensor/dtype.js';
+import { sizeOf, Tensor } from '../tensor/tensor.js';
+
+/**
+ * A thin layer over h5wasm (the Node build, which reads and writes the host file system directly):
+ * raw-byte reads and writes so that every dtype keeps its bits (h5wasm's own `.value` has no float16),
+ * existence checks that never make libhdf5 print errors, and the string attribute styles Keras uses.
+ */
+
+type H5Module = typeof h5wasm.Module;
+let module: H5Module | null = null;
+
+/** Loads the wasm module once. */
+export async function h5(): Promise<H5Module> {
+  if (!module) module = (await h5wasm.ready) as H5Module;
+  return module;
+}
+
+function mod(): H5Module {
+  if (!module) throw new Error('h5wasm is not loaded: await h5() first');
+  return module;
+}
+
+/** Default cap on the bytes one dataset may declare before we allocate memory for it (1 GiB). */
+export const DEFAULT_MAX_DATASET_BYTES = 1 << 30;
+
+const SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * Checks, before libhdf5 sees the file, that it starts with the HDF5 signature and is not shorter
+ * than the end-of-file address its superblock records (a truncated copy). Throws FormatError otherwise.
+ */
+export function checkHdf5File(file: string, label = file): void {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (e) {
+    throw new FormatError(label, `cannot read the file: ${(e as Error).message}`);
+  }
+  const head = Buffer.alloc(64);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, head, 0, 64, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (!head.subarray(0, 8).equals(SIGNATURE)) throw new FormatError(label, 'not an HDF5 file (no HDF5 signature at offset 0)');
+  const version = head[8]!;
+  const offsets = version <= 1 ? head[13]! : head[9]!;
+  if (offsets !== 8 && offsets !== 4) throw new FormatError(label, `corrupt HDF5 superblock (size of offsets ${offsets})`);
+  const eofAt = version === 0 ? 24 + 2 * offsets : version === 1 ? 28 + 2 * offsets : 12 + 2 * offsets;
+  const eof = offsets === 8 ? Number(head.readBigUInt64LE(eofAt)) : head.readUInt32LE(eofAt);
+  if (eof > size) throw new FormatError(label, `truncated HDF5 file: its superblock says ${eof} bytes, the file has ${size}`);
+}
+
+/** An open HDF5 file with the helpers the Keras readers and writers need. */
+export class H5File {
+  readonly file: h5wasm.File;
+
+  private constructor(
+    readonly path: string,
+    readonly label: string,
+    file: h5wasm.File,
+  ) {
+    this.file = file;
+  }
+
+  /** Opens `path` ('r' to read, 'a' to edit, 'w' to create). `label` names the file in errors. */
+  static async open(path: string, mode: 'r' | 'a' | 'w', label = path): Promise<H5File> {
+    await h5();
+    if (mode !== 'w') checkHdf5File(path, label);
+    let f: h5wasm.File;
+    try {
+      f = new h5wasm.File(path, mode);
+    } catch (e) {
+      throw new FormatError(label, `libhdf5 cannot open it: ${(e as Error).message}`);
+    }
+    if (f.file_id < 0n) throw new FormatError(label, 'libhdf5 cannot open it (corrupt HDF5 file)');
+    return new H5File(path, label, f);
+  }
+
+  close(): void {
+    this.file.close();
+  }
+
+  /** Names of the members of group `path` ('' or '/' for the root), or null when it is not a group. */
+  keys(path: string): string[] | null {
+    const parts = split(path);
+    let at = '/';
+    for (const part of parts) {
+      const names = this.childNames(at);
+      if (names === null || !names.includes(part)) return null;
+      at = at === '/' ? `/${part}` : `${at}/${part}`;
+    }
+    return this.childNames(at);
+  }
+
+  /** Whether `path` exists, as a group or a dataset. */
+  kind(path: string): 'group' | 'dataset' | null {
+    const parts = split(path);
+    if (parts.length === 0) return 'group';
+    const parent = this.keys(parts.slice(0, -1).join('/'));
+    if (!parent || !parent.includes(parts[parts.length - 1]!)) return null;
+    const type = mod().get_type(this.file.file_id, abs(path));
+    return type === mod().H5O_TYPE_GROUP ? 'group' : type === mod().H5O_TYPE_DATASET ? 'dataset' : null;
+  }
+
+  private childNames(path: string): string[] | null {
+    const type = path === '/' ? mod().H5O_TYPE_GROUP : mod().get_type(this.file.file_id, path);
+    if (type !== mod().H5O_TYPE_GROUP) return null;
+    try {
+      return mod().get_names(this.file.file_id, path, false);
+    } catch (e) {
+      throw new FormatError(this.label, `cannot list group ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Attribute names of the object at `path`. */
+  attributeNames(path: string): string[] {
+    return mod().get_attribute_names(this.file.file_id, abs(path));
+  }
+
+  /** How an attribute is stored: fixed-length or variable-length string, its size and shape. */
+  attributeInfo(path: string, name: string): AttributeInfo {
+    const m = mod().get_attribute_metadata(this.file.file_id, abs(path), name);
+    return { string: m.type === mod().H5T_class_t.H5T_STRING.value, vlen: m.vlen, size: m.size, shape: m.shape ?? [], utf8: m.cset === 1 };
+  }
+
+  /** A string or string-array attribute, as strings (null when absent). */
+  stringAttribute(path: string, name: string): string | string[] | null {
+    if (!this.attributeNames(path).includes(name)) return null;
+    const info = this.attributeInfo(path, name);
+    if (!info.string) throw new FormatError(this.label, `attribute '${name}' of ${abs(path)} is not a string`);
+    const value = this.objectAt(path).get_attribute(name, false) as unknown;
+    if (typeof value === 'string' || (Array.isArray(value) && value.every((x) => typeof x === 'string'))) return value as string | string[];
+    throw new FormatError(this.label, `attribute '${name}' of ${abs(path)} cannot be read as text`);
+  }
+
+  /**
+   * Reads a numeric dataset with its exact bits: float16 as half bits, int64 as bigints. Refuses
+   * (before allocating) any dataset that declares more than `maxBytes`.
+   */
+  readTensor(path: string, maxBytes = DEFAULT_MAX_DATASET_BYTES): Tensor {
+    const m = mod().get_dataset_metadata(this.file.file_id, abs(path));
+    const dtype = dtypeOf(m.type, m.size, m.signed);
+    if (!dtype) throw new FormatError(this.label, `dataset ${abs(path)} has an HDF5 type (class ${m.type}, ${m.size} bytes) that is not a Keras weight dtype`);
+    const shape = m.shape ?? [];
+    const n = sizeOf(shape);
+    if (n !== m.total_size) throw new FormatError(this.label, `dataset ${abs(path)}: shape [${shape.join(', ')}] disagrees with its ${m.total_size} elements`);
+    const nbytes = n * m.size;
+    if (nbytes > maxBytes) throw new FormatError(this.label, `dataset ${abs(path)} declares ${nbytes} bytes, over the ${maxBytes}-byte cap`);
+    const M = mod();
+    const ptr = M._malloc(Math.max(nbytes, 1));
+    if (!ptr) throw new FormatError(this.label, `cannot allocate ${nbytes} bytes for dataset ${abs(path)}`);
+    let bytes: Uint8Array;
+    try {
+      const status = M.get_dataset_data(this.file.file_id, abs(path), null, null, null, BigInt(ptr));
+      if (status < 0) throw new FormatError(this.label, `libhdf5 cannot read dataset ${abs(path)} (corrupt data?)`);
+      bytes = M.HEAPU8.slice(ptr, ptr + nbytes);
+    } finally {
+      M._free(ptr);
+    }
+    return tensorFromBytes(dtype, shape, bytes);
+  }
+
+  /** Overwrites every element of an existing dataset with `t`'s bits (same dtype and shape, checked). */
+  overwriteTensor(path: string, t: Tensor): void {
+    const m = mod().get_dataset_metadata(this.file.file_id, abs(path));
+    const dtype = dtypeOf(m.type, m.size, m.signed);
+    if (dtype !== t.dtype || !sameShape(m.shape ?? [], t.shape)) {
+      throw new FormatError(this.label, `dataset ${abs(path)} is ${dtype}[${(m.shape ?? []).join(', ')}], cannot hold ${t.dtype}[${t.shape.join(', ')}]`);
+    }
+    const bytes = bytesOf(t);
+    const M = mod();
+    const ptr = M._malloc(Math.max(bytes.length, 1));
+    try {
+      M.HEAPU8.set(bytes, ptr);
+      const status = M.set_dataset_data(this.file.file_id, abs(path), null, null, null, BigInt(ptr));
+      if (status < 0) throw new FormatError(this.label, `libhdf5 cannot write dataset ${abs(path)}`);
+    } finally {
+      M._free(ptr);
+    }
+  }
+
+  /** Creates the groups of `path` that do not exist yet (like h5py's create_dataset on 'a/b/c'). */
+  ensureGroups(path: string): void {
+    let at = '';
+    for (const part of split(path)) {
+      at = `${at}/${part}`;
+      const kind = this.kind(at);
+      if (kind === 'dataset') throw new FormatError(this.label, `${at} is a dataset, expected a group`);
+      if (kind === null) mod().create_group(this.file.file_id, at, false);
+    }
+  }
+
+  /** Creates a dataset holding `t` (contiguous, no compression, as Keras's create_dataset). */
+  createTensor(path: string, t: Tensor): void {
+    if (t.dtype === 'float16') {
+      throw new UnsupportedDTypeError(
+        `cannot create the float16 dataset ${abs(path)} in ${this.label}: h5wasm's libhdf5 build creates only 32/64-bit floats ` +
+          '(existing float16 datasets can be updated in place)',
+      );
+    }
+    const parts = split(path);
+    this.ensureGroups(parts.slice(0, -1).join('/'));
+    const bytes = bytesOf(t);
+    const M = mod();
+    const ptr = M._malloc(Math.max(bytes.length, 1));
+    try {
+      M.HEAPU8.set(bytes, ptr);
+      const shape = t.shape.map(BigInt);
+      const meta = {
+        type: t.dtype.startsWith('float') ? M.H5T_class_t.H5T_FLOAT.value : M.H5T_class_t.H5T_INTEGER.value,
+        size: BYTES[t.dtype],
+        signed: !t.dtype.startsWith('float'),
+        vlen: false,
+        littleEndian: true,
+        shape,
+        maxshape: shape,
+        chunks: null,
+        compression: 0,
+        compression_opts: [],
+        track_order: false,
+      };
+      const status = M.create_dataset(this.file.file_id, abs(path), BigInt(ptr), meta as never);
+      if (status < 0) throw new FormatError(this.label, `libhdf5 cannot create dataset ${abs(path)}`);
+    } finally {
+      M._free(ptr);
+    }
+  }
+
+  /**
+   * Writes a string attribute in one of Keras's two styles: 'fixed' (numpy 'S' arrays, what h5py 2
+   * wrote for bytes) or 'vlen' (variable-length ASCII, what h5py 3 writes for bytes). An existing
+   * attribute of that name is replaced.
+   */
+  writeStringAttribute(path: string, name: string, value: string | string[], style: 'fixed' | 'vlen'): void {
+    const obj = this.objectAt(path);
+    if (this.attributeNames(path).includes(name)) obj.delete_attribute(name);
+    const values = Array.isArray(value) ? value : [value];
+    const shape = Array.isArray(value) ? [value.length] : null;
+    if (style === 'vlen') {
+      obj.create_attribute(name, Array.isArray(value) ? value : value, shape, 'A');
+    } else {
+      const width = Math.max(1, ...values.map((s) => Buffer.byteLength(s, 'utf8')));
+      obj.create_attribute(name, Array.isArray(value) ? value : value, shape, `A${width}`);
+    }
+  }
+
+  private objectAt(path: string): h5wasm.Group | h5wasm.Dataset {
+    const p = abs(path);
+    const obj = p === '/' ? this.file : this.file.get(p);
+    if (!(obj instanceof h5wasm.Group) && !(obj instanceof h5wasm.Dataset)) throw new FormatError(this.label, `${p} does not exist`);
+    return obj;
+  }
+}
+
+/** How one attribute is stored. */
+export interface AttributeInfo {
+  readonly string: boolean;
+  readonly vlen: boolean;
+  readonly size: number;
+  readonly shape: readonly number[];
+  readonly utf8: boolean;
+}
+
+const BYTES: Record<DType, number> = { float16: 2, float32: 4, float64: 8, int32: 4, int64: 8 };
+
+function split(path: string): string[] {
+  return path.split('/').filter((p) => p !== '');
+}
+
+function abs(path: string): string {
+  return `/${split(path).join('/')}`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function dtypeOf(type: number, size: number, signed: boolean): DType | null {
+  const M = mod();
+  if (type === M.H5T_class_t.H5T_FLOAT.value) return size === 2 ? 'float16' : size === 4 ? 'float32' : size === 8 ? 'float64' : null;
+  if (type === M.H5T_class_t.H5T_INTEGER.value && signed) return size === 8 ? 'int64' : size === 4 ? 'int32' : null;
+  return null;
+}
+
+function tensorFromBytes(dtype: DType, shape: readonly number[], bytes: Uint8Array): Tensor {
+  const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  switch (dtype) {
+    case 'float16':
+      return new Tensor(dtype, shape, new Uint16Array(buf));
+    case 'float32':
+      return new Tensor(dtype, shape, new Float32Array(buf));
+    case 'float64':
+      return new Tensor(dtype, shape, new Float64Array(buf));
+    case 'int32':
+      return new Tensor(dtype, shape, new Int32Array(buf));
+    case 'int64':
+      return new Tensor(dtype, shape, new BigInt64Array(buf));
+  }
+}
+
+function bytesOf(t: Tensor): Uint8Array {
+  const d = t.data;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}

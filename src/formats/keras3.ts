@@ -1,0 +1,118 @@
+import { FormatError } from '../errors.js';
+import { shapeToString } from '../tensor/tensor.js';
+import type { H5File } from './hdf5.js';
+import type { ReadOptions } from './kerasH5.js';
+import { tieByPosition, type KerasFileFormat, type KerasOptimizerState, type ModelVariable, type StoredWeight } from './state.js';
+
+/** Keras 3's to_snake_case, which names the entries of the saved `layers` list. */
+export function toSnakeCase(name: string): string {
+  const s = name.replace(/\W+/g, '').replace(/(.)([A-Z][a-z]+)/g, '$1_$2');
+  return s.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+/** The `layers/<name>` paths in model order, from a Keras 3 model config (null when it lists no layers). */
+export function layerPathsFromConfig(config: Record<string, unknown> | null): string[] | null {
+  const inner = config?.config as { layers?: unknown } | undefined;
+  if (!inner || !Array.isArray(inner.layers)) return null;
+  const used = new Map<string, number>();
+  const out: string[] = [];
+  for (const layer of inner.layers as Array<{ class_name?: unknown }>) {
+    if (typeof layer?.class_name !== 'string' || layer.class_name === 'InputLayer') continue;
+    const base = toSnakeCase(layer.class_name);
+    const k = used.get(base);
+    used.set(base, k === undefined ? 0 : k + 1);
+    out.push(k === undefined ? base : `${base}_${k + 1}`);
+  }
+  return out;
+}
+
+/** Natural order of layer names: dense, dense_1, dense_2, ..., dense_10. */
+function naturalOrder(a: string, b: string): number {
+  const pa = /^(.*?)(?:_(\d+))?$/.exec(a)!;
+  const pb = /^(.*?)(?:_(\d+))?$/.exec(b)!;
+  if (pa[1] !== pb[1]) return pa[1]! < pb[1]! ? -1 : 1;
+  return Number(pa[2] ?? -1) - Number(pb[2] ?? -1);
+}
+
+function indexedVars(h: H5File, group: string): string[] | null {
+  const keys = h.keys(group);
+  if (keys === null) return null;
+  const sorted = [...keys].sort((a, b) => Number(a) - Number(b));
+  sorted.forEach((k, i) => {
+    if (k !== String(i)) throw new FormatError(h.label, `${group} should hold datasets named 0..${keys.length - 1}; found '${k}'`);
+  });
+  return sorted;
+}
+
+function modelVariables(h: H5File, modelConfig: Record<string, unknown> | null, opts: ReadOptions, notes: string[]): ModelVariable[] {
+  const present = h.keys('layers') ?? [];
+  let order = layerPathsFromConfig(modelConfig);
+  if (!order || !order.every((p) => present.includes(p))) {
+    order = [...present].sort(naturalOrder);
+    notes.push('model layer order taken from the layer names (dense, dense_1, ...), as no model config lists them');
+  }
+  const out: ModelVariable[] = [];
+  for (const layer of order) {
+    for (const k of indexedVars(h, `layers/${layer}/vars`) ?? []) {
+      out.push({ name: `layers/${layer}/vars/${k}`, value: h.readTensor(`layers/${layer}/vars/${k}`, opts.maxDatasetBytes) });
+    }
+  }
+  return out;
+}
+
+/** What the caller knows beside the weights file (a .keras archive's config.json and metadata.json). */
+export interface Keras3Context {
+  readonly label: string;
+  readonly format: KerasFileFormat;
+  readonly modelConfig: Record<string, unknown> | null;
+  readonly kerasVersion: string | null;
+}
+
+/** The optimizer entry of a Keras 3 model config's compile_config (null when absent). */
+export function optimizerFromModelConfig(modelConfig: Record<string, unknown> | null): { class_name: string; config: Record<string, unknown> } | null {
+  const opt = (modelConfig?.compile_config as { optimizer?: unknown } | undefined)?.optimizer as { class_name?: unknown; config?: unknown } | undefined;
+  if (!opt || typeof opt.class_name !== 'string' || !opt.config || typeof opt.config !== 'object') return null;
+  return { class_name: opt.class_name, config: opt.config as Record<string, unknown> };
+}
+
+/**
+ * Reads a Keras 3 weights file: `optimizer/vars/0..N` holds iteration, learning_rate (absent with a
+ * schedule), the momentums, the velocities and u_product, in that order.
+ */
+export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptions = {}): KerasOptimizerState {
+  const label = ctx.label;
+  const keys = indexedVars(h, 'optimizer/vars');
+  if (keys === null) throw new FormatError(label, 'no optimizer state: no optimizer/vars group (the model was saved without an optimizer, or before it was built)');
+  const weights: StoredWeight[] = keys.map((k, i) => {
+    const value = h.readTensor(`optimizer/vars/${k}`, opts.maxDatasetBytes);
+    opts.onProgress?.(i + 1, keys.length);
+    return { name: `optimizer/vars/${k}`, value };
+  });
+  const opt = optimizerFromModelConfig(ctx.modelConfig);
+  if (opt && opt.class_name.toLowerCase() !== 'nadam') throw new FormatError(label, `compile_config.optimizer is a ${opt.class_name}; kerasopt reads Nadam state only`);
+  const notes: string[] = [];
+  const hasLearningRate = weights.length % 2 === 1;
+  const head = hasLearningRate ? 2 : 1;
+  if (weights.length < head + 1) throw new FormatError(label, `optimizer/vars holds ${weights.length} variables; a built Nadam has iteration, ${hasLearningRate ? 'learning_rate, ' : ''}slots and u_product`);
+  const iteration = weights[0]!;
+  if (iteration.value.dtype !== 'int64' || iteration.value.size !== 1) {
+    throw new FormatError(label, `optimizer/vars/0 (iteration) is ${iteration.value.dtype}${shapeToString(iteration.value.shape)}, expected an int64 scalar`);
+  }
+  const uProduct = weights[weights.length - 1]!;
+  if (!uProduct.value.dtype.startsWith('float') || uProduct.value.size !== 1) throw new FormatError(label, `${uProduct.name} (u_product) should be a float scalar`);
+  const config: Record<string, unknown> = opt ? { ...opt.config } : {};
+  if (!opt) notes.push('no optimizer config in the file (a .weights.h5 holds none): Nadam assumed from its variables; pass the config to rebuild it exactly');
+  if (hasLearningRate) {
+    const lr = weights[1]!.value;
+    if (lr.dtype !== 'float32' || lr.size !== 1) throw new FormatError(label, 'optimizer/vars/1 (learning_rate) should be a float32 scalar');
+    if (!opt) config.learning_rate = lr.get(0);
+  }
+  const model = modelVariables(h, ctx.modelConfig, opts, notes);
+  const { slots, variables } = tieByPosition(label, weights.slice(head, -1), ['momentum', 'velocity'], model);
+  notes.push('slots tied to model variables by position, shapes checked (Keras 3 stores no names)');
+  return {
+    file: label, format: ctx.format, flavour: 'keras3', kerasVersion: ctx.kerasVersion, className: opt?.class_name ?? 'Nadam', config,
+    iterations: Number(iteration.value.data[0]), weights, slots, variables,
+    schedule: { name: 'u_product', value: uProduct.value, reconstructed: false }, stringStyle: null, notes,
+  };
+}

@@ -1,0 +1,92 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FormatError } from '../errors.js';
+import { parseJsonSafely } from '../io/json.js';
+import { Archive, type ArchiveLimits } from './archive.js';
+import { H5File } from './hdf5.js';
+import { readKeras3Weights } from './keras3.js';
+import { readLegacyH5, type ReadOptions } from './kerasH5.js';
+import type { KerasOptimizerState } from './state.js';
+
+/** Options of {@link readOptimizerState}. */
+export interface ReadStateOptions extends ReadOptions, ArchiveLimits {
+  /** The name errors and the result use for the file (default: the path). */
+  label?: string;
+}
+
+/** What a file is, from its first bytes. */
+export function sniff(file: string, label = file): 'hdf5' | 'zip' {
+  const head = Buffer.alloc(8);
+  let n: number;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      n = readSync(fd, head, 0, 8, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw new FormatError(label, `cannot read the file: ${(e as Error).message}`);
+  }
+  if (n >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'zip';
+  if (n === 8 && head.toString('latin1', 1, 4) === 'HDF') return 'hdf5';
+  throw new FormatError(label, 'neither an HDF5 file (.h5, .weights.h5) nor a zip archive (.keras)');
+}
+
+/**
+ * Reads the optimizer state of a Keras file: a tf.keras or Keras 2 HDF5 model (.h5), a Keras 3
+ * weights file (.weights.h5) or a Keras 3 archive (.keras). The format is recognised from the
+ * content, not the extension. Every weight keeps its exact bits; each slot is tied to its model
+ * variable. Throws FormatError naming the file and the object at fault.
+ */
+export async function readOptimizerState(file: string, options: ReadStateOptions = {}): Promise<KerasOptimizerState> {
+  const label = options.label ?? file;
+  if (sniff(file, label) === 'zip') return readArchive(file, label, options);
+  const h = await H5File.open(file, 'r', label);
+  try {
+    if (h.kind('optimizer_weights') === 'group' || h.kind('model_weights') === 'group' || h.attributeNames('/').includes('training_config')) {
+      return readLegacyH5(h, options);
+    }
+    if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') {
+      return readKeras3Weights(h, { label, format: 'keras3-weights-h5', modelConfig: null, kerasVersion: null }, options);
+    }
+    throw new FormatError(label, 'no optimizer state: neither optimizer_weights (tf.keras / Keras 2) nor optimizer/vars (Keras 3) is in the file');
+  } finally {
+    h.close();
+  }
+}
+
+async function readArchive(file: string, label: string, options: ReadStateOptions): Promise<KerasOptimizerState> {
+  const archive = await Archive.open(file, options, label);
+  const dir = mkdtempSync(join(tmpdir(), 'kerasopt-'));
+  try {
+    const weights = archive.entry('model.weights.h5');
+    if (!weights) {
+      const npz = archive.entry('model.weights.npz') ? ' (it has model.weights.npz, which kerasopt does not read)' : '';
+      throw new FormatError(label, `archive has no model.weights.h5${npz}`);
+    }
+    const configEntry = archive.entry('config.json');
+    const modelConfig = configEntry ? objectOf(parseJsonSafely(await archive.text(configEntry), `${label}:config.json`), `${label}:config.json`) : null;
+    const metaEntry = archive.entry('metadata.json');
+    const metadata = metaEntry ? objectOf(parseJsonSafely(await archive.text(metaEntry), `${label}:metadata.json`), `${label}:metadata.json`) : null;
+    const h5path = join(dir, 'model.weights.h5');
+    await archive.extract(weights, h5path);
+    const h = await H5File.open(h5path, 'r', `${label}:model.weights.h5`);
+    try {
+      const kerasVersion = typeof metadata?.keras_version === 'string' ? metadata.keras_version : null;
+      return { ...readKeras3Weights(h, { label, format: 'keras3-archive', modelConfig, kerasVersion }, options), file: label };
+    } finally {
+      h.close();
+    }
+  } finally {
+    archive.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function objectOf(x: unknown, label: string): Record<string, unknown> {
+  if (!x || typeof x !== 'object' || Array.isArray(x)) throw new FormatError(label, 'expected a JSON object');
+  return x as Record<string, unknown>;
+}

@@ -1,0 +1,106 @@
+import { FormatError } from '../errors.js';
+import type { Flavour } from '../optimizers/flavour.js';
+import { sameShape, shapeToString, type Tensor } from '../tensor/tensor.js';
+
+/** The Keras file layouts kerasopt reads and writes. */
+export type KerasFileFormat = 'tf-keras-h5' | 'keras2-h5' | 'keras3-weights-h5' | 'keras3-archive';
+
+/** One model variable as the file stores it. */
+export interface ModelVariable {
+  /** Keras's name without the ':0' suffix (tf.keras / Keras 2), or 'layers/<layer>/vars/<i>' (Keras 3). */
+  readonly name: string;
+  readonly value: Tensor;
+}
+
+/** One optimizer weight exactly as stored: its name (or Keras 3 index path) and its bits. */
+export interface StoredWeight {
+  readonly name: string;
+  readonly value: Tensor;
+}
+
+/** A slot (m / v, momentum / velocity) tied to the model variable it belongs to. */
+export interface SlotState {
+  /** The model variable's name (see ModelVariable.name). */
+  readonly variable: string;
+  /** The slot name as kerasopt's Nadam calls it (m, v, momentum, velocity). */
+  readonly slot: string;
+  /** The weight's name in the file. */
+  readonly weightName: string;
+  readonly value: Tensor;
+}
+
+/** Everything kerasopt read from a Keras file about its optimizer. */
+export interface KerasOptimizerState {
+  readonly file: string;
+  readonly format: KerasFileFormat;
+  readonly flavour: Flavour;
+  /** keras_version as the file records it (null when absent). */
+  readonly kerasVersion: string | null;
+  /** Keras's class name of the optimizer ('Nadam'). */
+  readonly className: string;
+  /** The optimizer's config as the file stores it (Keras's snake_case keys). */
+  readonly config: Record<string, unknown>;
+  readonly iterations: number;
+  /** Every optimizer weight in file order: what Keras's set_weights receives. */
+  readonly weights: readonly StoredWeight[];
+  /** The slots, each tied to its model variable by name (tf.keras) or by position, checked by shape. */
+  readonly slots: readonly SlotState[];
+  /** The model variables that own slots, in the optimizer's order. */
+  readonly variables: readonly ModelVariable[];
+  /** The momentum-schedule scalar (momentum_cache, m_schedule or u_product). */
+  readonly schedule: { readonly name: string; readonly value: Tensor; readonly reconstructed: boolean };
+  /** How the file stores strings, so that a write keeps the style. */
+  readonly stringStyle: 'fixed' | 'vlen' | null;
+  /** Keras 2 only: whether m_schedule was saved (2.3) or not (2.2, reconstructed). */
+  readonly keras2Layout?: '2.2' | '2.3';
+  /** Facts the caller should know (reconstructions, how slots were tied). */
+  readonly notes: readonly string[];
+}
+
+/**
+ * Ties slot tensors listed in order (all first slots, then all second slots) to model variables in
+ * model order, by shape: each slot takes the next model variable of its shape (non-trainable
+ * variables, which have no slots, are skipped). Throws FormatError naming the slot that fits nothing.
+ */
+export function tieByPosition(
+  file: string,
+  slotWeights: readonly StoredWeight[],
+  slotNames: readonly [string, string],
+  model: readonly ModelVariable[],
+): { slots: SlotState[]; variables: ModelVariable[] } {
+  if (slotWeights.length % 2 !== 0) {
+    throw new FormatError(file, `optimizer has ${slotWeights.length} slot weights; Nadam keeps two per variable, so the count must be even`);
+  }
+  const n = slotWeights.length / 2;
+  const variables: ModelVariable[] = [];
+  let next = 0;
+  for (let i = 0; i < n; i++) {
+    const first = slotWeights[i]!;
+    const second = slotWeights[i + n]!;
+    if (!sameShape(first.value.shape, second.value.shape) || first.value.dtype !== second.value.dtype) {
+      throw new FormatError(file, `slot weights '${first.name}' ${shapeToString(first.value.shape)} and '${second.name}' ${shapeToString(second.value.shape)} should belong to the same variable but differ in shape or dtype`);
+    }
+    while (next < model.length && !sameShape(model[next]!.value.shape, first.value.shape)) next++;
+    const owner = model[next];
+    if (!owner) {
+      throw new FormatError(file, `optimizer weight '${first.name}' ${first.value.dtype}${shapeToString(first.value.shape)} matches no remaining model variable (shapes disagree with the model)`);
+    }
+    if (owner.value.dtype !== first.value.dtype) {
+      throw new FormatError(file, `optimizer weight '${first.name}' is ${first.value.dtype} but model variable '${owner.name}' is ${owner.value.dtype}`);
+    }
+    variables.push(owner);
+    next++;
+  }
+  const slots = slotWeights.map((w, k) => ({ variable: variables[k % n]!.name, slot: slotNames[k < n ? 0 : 1], weightName: w.name, value: w.value }));
+  return { slots, variables };
+}
+
+/** Tensors' bits as comparable strings. */
+export function sameBits(a: Tensor, b: Tensor): boolean {
+  if (a.dtype !== b.dtype || !sameShape(a.shape, b.shape)) return false;
+  const x = a.data;
+  const y = b.data;
+  const bx = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const by = new Uint8Array(y.buffer, y.byteOffset, y.byteLength);
+  return bx.length === by.length && bx.every((v, i) => v === by[i]);
+}

@@ -1,0 +1,299 @@
+"""kerasopt's test helper: builds files in the Keras layouts with Debian's h5py and numpy.
+
+These files are NOT Keras output. Each is "made by kerasopt's test helper in the <Keras version> layout",
+following the sources read for the layouts:
+  - tf.keras 2.x  tensorflow/python/keras/saving/hdf5_format.py (save_model_to_hdf5,
+    save_optimizer_weights_to_hdf5_group, save_attributes_to_hdf5_group) and saving_utils.model_metadata;
+  - Keras 2.2.4 / 2.3  keras/engine/saving.py (_serialize_model) and keras/utils/io_utils.py (H5Dict);
+  - Keras 3  keras/src/saving/saving_lib.py (H5IOStore, H5Entry, _save_state) and Optimizer.save_own_variables.
+
+Two string styles exist in real files: h5py 2 (what TF <= 2.4 and Keras 2.2 ran with) stores `bytes` as
+fixed-length NULLPAD strings; h5py 3 (TF >= 2.5) stores `bytes` and lists of bytes as variable-length ASCII.
+Python `str` attributes are variable-length UTF-8 in both.
+
+usage:  keras_files.py make OUTDIR        writes the files and prints a JSON manifest
+        keras_files.py dump FILE          prints every attribute and dataset of FILE as JSON (raw bytes in hex)
+"""
+import io
+import json
+import os
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+
+HEADER_LIMIT = 64512
+F32 = np.float32
+
+
+def fixed(value):
+    """h5py 2 style: a bytes value becomes a fixed-length NULLPAD string (numpy 'S')."""
+    return np.asarray(value)
+
+
+def put_attr(obj, name, value, style):
+    """What h5py does with Keras's `attrs[name] = bytes or [bytes]` in each h5py generation."""
+    if style == 'h5py2' and isinstance(value, (bytes, list)):
+        obj.attrs[name] = fixed(value)
+    else:
+        obj.attrs[name] = value
+
+
+def save_name_list(group, name, names, style):
+    """save_attributes_to_hdf5_group: chunks into name0, name1, ... when the array exceeds 64512 bytes."""
+    arr = np.asarray(names)
+    chunks = 1
+    parts = np.array_split(arr, chunks)
+    while any(p.nbytes > HEADER_LIMIT for p in parts):
+        chunks += 1
+        parts = np.array_split(arr, chunks)
+    if chunks > 1:
+        for i, p in enumerate(parts):
+            group.attrs['%s%d' % (name, i)] = p  # numpy 'S' arrays: fixed length in every h5py
+    else:
+        put_attr(group, name, list(names), style)
+
+
+def put_dataset(group, name, value):
+    ds = group.create_dataset(name, value.shape, dtype=value.dtype)
+    if value.shape:
+        ds[:] = value
+    else:
+        ds[()] = value
+
+
+def momentum_product(iterations, beta_1, decay, dtype, cast_then_add):
+    """prod of mu_1..mu_t, one rounding per op in `dtype` (numpy's own float ops: an independent reading)."""
+    t_ = dtype.type
+    ms = t_(1)
+    b1 = t_(beta_1)
+    for k in range(iterations):
+        t = t_(k) + t_(1) if cast_then_add else t_(k + 1)
+        mu = b1 * (t_(1) - t_(0.5) * np.power(t_(0.96), t_(decay) * t))
+        ms = t_(ms * mu)
+    return ms
+
+
+def dense_model(rng, layers, dtype):
+    """[(layer_name, [(weight_name, value)])] for a stack of Dense layers."""
+    out = []
+    for name, (n_in, n_out) in layers:
+        out.append((name, [('%s/kernel:0' % name, rng.standard_normal((n_in, n_out)).astype(dtype)),
+                           ('%s/bias:0' % name, rng.standard_normal((n_out,)).astype(dtype))]))
+    return out
+
+
+def model_config(layers, dtype):
+    cfg = [{'class_name': 'Dense', 'config': {'name': n, 'units': o, 'dtype': dtype, 'trainable': True}}
+           for n, (_, o) in layers]
+    return {'class_name': 'Sequential', 'config': {'name': 'sequential', 'layers': cfg}}
+
+
+def write_model_weights(f, model, keras_version, style):
+    g = f.create_group('model_weights')
+    save_name_list(g, 'layer_names', [n.encode('utf8') for n, _ in model], style)
+    put_attr(g, 'backend', b'tensorflow', style)
+    put_attr(g, 'keras_version', keras_version.encode('utf8'), style)
+    for layer, weights in sorted(model, key=lambda x: x[0]):
+        lg = g.create_group(layer)
+        save_name_list(lg, 'weight_names', [w.encode('utf8') for w, _ in weights], style)
+        for w, value in weights:
+            put_dataset(lg, w, value)
+
+
+def tf_keras_file(path, rng, style, dtype='float32', iterations=7, layers=None, lr=0.001):
+    layers = layers or [('dense', (3, 4)), ('dense_1', (4, 2))]
+    np_dtype = np.dtype(dtype)
+    model = dense_model(rng, layers, dtype)
+    variables = [(w, v) for _, ws in model for w, v in ws]
+    training = {'loss': 'mse', 'metrics': None, 'weighted_metrics': None, 'loss_weights': None,
+                'sample_weight_mode': None,
+                'optimizer_config': {'class_name': 'Nadam', 'config': {
+                    'name': 'Nadam', 'learning_rate': lr, 'decay': 0.004, 'beta_1': 0.9, 'beta_2': 0.999,
+                    'epsilon': 1e-07}}}
+    with h5py.File(path, 'w') as f:
+        f.attrs['keras_version'] = '2.4.0'
+        f.attrs['backend'] = 'tensorflow'
+        put_attr(f, 'model_config', json.dumps(model_config(layers, dtype)).encode('utf8'), style)
+        put_attr(f, 'training_config', json.dumps(training).encode('utf8'), style)
+        write_model_weights(f, model, '2.4.0', style)
+        cache = momentum_product(iterations, F32(0.9), 0.004, np_dtype, False)
+        weights = [('Nadam/iter:0', np.array(iterations, dtype=np.int64)),
+                   ('Nadam/momentum_cache:0', np.array(cache, dtype=np_dtype))]
+        for slot in ('m', 'v'):
+            for w, v in variables:
+                values = rng.standard_normal(v.shape).astype(dtype)
+                weights.append(('Nadam/%s/%s:0' % (w[:-2], slot), np.abs(values) if slot == 'v' else values))
+        g = f.create_group('optimizer_weights')
+        save_name_list(g, 'weight_names', [n.encode('utf8') for n, _ in weights], style)
+        for n, v in weights:
+            put_dataset(g, n, v)
+    return {'flavour': 'tf-keras', 'iterations': iterations, 'slots': 2 * len(variables),
+            'momentum_cache': float(cache)}
+
+
+def keras2_file(path, rng, version, iterations=5):
+    layers = [('dense_1', (3, 4)), ('dense_2', (4, 2))]
+    model = dense_model(rng, layers, 'float32')
+    variables = [(w, v) for _, ws in model for w, v in ws]
+    training = {'optimizer_config': {'class_name': 'Nadam', 'config': {
+        'lr': float(F32(0.002)), 'beta_1': float(F32(0.9)), 'beta_2': float(F32(0.999)), 'epsilon': 1e-07,
+        'schedule_decay': 0.004}},
+        'loss': 'mse', 'metrics': [], 'weighted_metrics': None, 'sample_weight_mode': None, 'loss_weights': None}
+    m_schedule = momentum_product(iterations, F32(0.9), 0.004, np.dtype('float32'), True)
+    with h5py.File(path, 'w') as f:
+        put_attr(f, 'keras_version', version.encode('utf8'), 'h5py2')
+        put_attr(f, 'backend', b'tensorflow', 'h5py2')
+        put_attr(f, 'model_config', json.dumps(model_config(layers, 'float32')).encode('utf8'), 'h5py2')
+        write_model_weights(f, model, version, 'h5py2')
+        put_attr(f, 'training_config', json.dumps(training).encode('utf8'), 'h5py2')
+        weights = [('Nadam/iterations:0', np.array(iterations, dtype=np.int64))]
+        if version.startswith('2.3'):
+            weights.append(('Nadam/m_schedule:0', np.array(m_schedule, dtype=np.float32)))
+        n = len(variables)
+        for k, (slot, (w, v)) in enumerate([('m', x) for x in variables] + [('v', x) for x in variables]):
+            name = 'training/Nadam/%s_%d:0' % (slot, k % n) if version.startswith('2.3') else \
+                ('training/Nadam/Variable:0' if k == 0 else 'training/Nadam/Variable_%d:0' % k)
+            values = rng.standard_normal(v.shape).astype('float32')
+            weights.append((name, np.abs(values) if slot == 'v' else values))
+        g = f.create_group('optimizer_weights')
+        save_name_list(g, 'weight_names', [x.encode('utf8') for x, _ in weights], 'h5py2')
+        for x, v in weights:
+            put_dataset(g, x, v)
+    return {'flavour': 'keras2', 'iterations': iterations, 'slots': 2 * len(variables),
+            'm_schedule': float(m_schedule), 'm_schedule_saved': version.startswith('2.3')}
+
+
+def keras3_weights(h5file, rng, iterations=4):
+    layers = [('dense', (3, 4)), ('dense_1', (4, 2))]
+    model = dense_model(rng, layers, 'float32')
+    h5file.create_group('vars')
+    for i, (layer, weights) in enumerate(model):
+        g = h5file.create_group('layers/%s' % layer).create_group('vars')
+        for k, (_, v) in enumerate(weights):
+            g[str(k)] = v
+    variables = [v for _, ws in model for _, v in ws]
+    u = F32(1)
+    for k in range(iterations):
+        u = F32(u * F32(0.9) * (F32(1) - F32(0.5) * np.power(F32(0.96), F32(k + 1))))
+    opt = [np.array(iterations, dtype=np.int64), np.array(0.001, dtype=np.float32)]
+    opt += [rng.standard_normal(v.shape).astype('float32') for v in variables]
+    opt += [np.abs(rng.standard_normal(v.shape)).astype('float32') for v in variables]
+    opt.append(np.array(u, dtype=np.float32))
+    g = h5file.create_group('optimizer').create_group('vars')
+    for k, v in enumerate(opt):
+        g[str(k)] = v
+    return {'flavour': 'keras3', 'iterations': iterations, 'slots': 2 * len(variables), 'u_product': float(u),
+            'layers': layers}
+
+
+def keras3_config(layers):
+    return {'module': 'keras', 'class_name': 'Sequential', 'config': {'name': 'sequential', 'layers': [
+        {'module': 'keras.layers', 'class_name': 'Dense', 'config': {'name': n, 'units': o}} for n, (_, o) in layers]},
+        'compile_config': {'optimizer': {'module': 'keras.optimizers', 'class_name': 'Nadam', 'config': {
+            'name': 'nadam', 'learning_rate': 0.0010000000474974513, 'weight_decay': None, 'clipnorm': None,
+            'global_clipnorm': None, 'clipvalue': None, 'use_ema': False, 'ema_momentum': 0.99,
+            'ema_overwrite_frequency': None, 'loss_scale_factor': None, 'gradient_accumulation_steps': None,
+            'beta_1': 0.9, 'beta_2': 0.999, 'epsilon': 1e-07}, 'registered_name': None},
+            'loss': 'mean_squared_error', 'metrics': None}}
+
+
+def make(out):
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(20240611)
+    manifest = {}
+
+    def entry(name, info, layout):
+        info.update({'file': os.path.join(out, name),
+                     'provenance': "made by kerasopt's test helper in the %s layout" % layout})
+        manifest[name] = info
+
+    entry('tf_keras_h5py2.h5', tf_keras_file(os.path.join(out, 'tf_keras_h5py2.h5'), rng, 'h5py2'),
+          'tf.keras 2.4 (h5py 2)')
+    entry('tf_keras_h5py3.h5', tf_keras_file(os.path.join(out, 'tf_keras_h5py3.h5'), rng, 'h5py3'),
+          'tf.keras 2.4 (h5py 3)')
+    entry('tf_keras_f64.h5', tf_keras_file(os.path.join(out, 'tf_keras_f64.h5'), rng, 'h5py3', 'float64'),
+          'tf.keras 2.4 (float64 model)')
+    entry('tf_keras_f16.h5', tf_keras_file(os.path.join(out, 'tf_keras_f16.h5'), rng, 'h5py3', 'float16'),
+          'tf.keras 2.4 (float16 model)')
+    many = [('layer_with_a_rather_long_name_to_fill_the_header_%04d' % i, (1, 1)) for i in range(300)]
+    entry('tf_keras_chunked.h5',
+          tf_keras_file(os.path.join(out, 'tf_keras_chunked.h5'), rng, 'h5py2', iterations=3, layers=many),
+          'tf.keras 2.4 (weight_names chunked past 64512 bytes)')
+    entry('keras2_2.2.4.h5', keras2_file(os.path.join(out, 'keras2_2.2.4.h5'), rng, '2.2.4'), 'Keras 2.2.4')
+    entry('keras2_2.3.1.h5', keras2_file(os.path.join(out, 'keras2_2.3.1.h5'), rng, '2.3.1'), 'Keras 2.3.1')
+    with h5py.File(os.path.join(out, 'keras3.weights.h5'), 'w') as f:
+        info = keras3_weights(f, rng)
+    entry('keras3.weights.h5', dict(info), 'Keras 3 .weights.h5')
+    buf = io.BytesIO()
+    with h5py.File(buf, 'w') as f:
+        info = keras3_weights(f, rng, iterations=6)
+    with zipfile.ZipFile(os.path.join(out, 'keras3.keras'), 'w') as zf:
+        zf.writestr('metadata.json', json.dumps({'keras_version': '3.3.3', 'date_saved': '2024-06-11@10:00:00'}))
+        zf.writestr('config.json', json.dumps(keras3_config(info['layers'])))
+        zf.writestr('model.weights.h5', buf.getvalue())
+    entry('keras3.keras', dict(info), 'Keras 3 .keras archive')
+    with h5py.File(os.path.join(out, 'no_optimizer.h5'), 'w') as f:
+        f.attrs['keras_version'] = '2.4.0'
+        f.attrs['backend'] = 'tensorflow'
+        layers = [('dense', (3, 4))]
+        put_attr(f, 'model_config', json.dumps(model_config(layers, 'float32')).encode('utf8'), 'h5py3')
+        write_model_weights(f, dense_model(rng, layers, 'float32'), '2.4.0', 'h5py3')
+    manifest['no_optimizer.h5'] = {'file': os.path.join(out, 'no_optimizer.h5'), 'flavour': None}
+    for m in manifest.values():
+        m.pop('layers', None)
+    print(json.dumps(manifest))
+
+
+def describe_type(t):
+    if t.get_class() == h5py.h5t.STRING:
+        vlen = t.is_variable_str()
+        return {'class': 'string', 'vlen': bool(vlen), 'size': None if vlen else t.get_size(),
+                'cset': 'utf8' if t.get_cset() == h5py.h5t.CSET_UTF8 else 'ascii',
+                'strpad': {0: 'nullterm', 1: 'nullpad', 2: 'spacepad'}[t.get_strpad()]}
+    return {'class': {h5py.h5t.INTEGER: 'int', h5py.h5t.FLOAT: 'float'}.get(t.get_class(), 'other'),
+            'size': t.get_size()}
+
+
+def attr_json(obj):
+    out = {}
+    for name in obj.attrs:
+        aid = h5py.h5a.open(obj.id, name.encode())
+        t = aid.get_type()
+        v = obj.attrs[name]
+        if isinstance(v, np.ndarray):
+            v = [x.decode('utf8') if isinstance(x, bytes) else str(x) for x in v.tolist()]
+        elif isinstance(v, bytes):
+            v = v.decode('utf8')
+        else:
+            v = v if isinstance(v, str) else str(v)
+        out[name] = {'type': describe_type(t), 'shape': list(aid.shape), 'value': v}
+    return out
+
+
+def dump(path):
+    out = {'attrs': {}, 'datasets': {}, 'groups': []}
+    with h5py.File(path, 'r') as f:
+        out['attrs']['/'] = attr_json(f)
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                arr = obj[()]
+                out['datasets'][name] = {'dtype': arr.dtype.str, 'shape': list(obj.shape),
+                                         'hex': np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder('<')).tobytes().hex()}
+            else:
+                out['groups'].append(name)
+            if len(obj.attrs):
+                out['attrs'][name] = attr_json(obj)
+        f.visititems(visit)
+    print(json.dumps(out))
+
+
+if __name__ == '__main__':
+    if sys.argv[1] == 'make':
+        make(sys.argv[2])
+    elif sys.argv[1] == 'dump':
+        dump(sys.argv[2])
+    else:
+        raise SystemExit(__doc__)
