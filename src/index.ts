@@ -20,3 +20,4 @@ export {
 export type { LearningRateSchedule } from './optimizers/schedules.js';
 export { Nadam, type NadamOptions } from './optimizers/nadam/index.js';
 export type { NadamHyperparameters } from './optimizers/nadam/hyper.js';
+export * from './onnx/index.js';

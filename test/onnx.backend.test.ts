@@ -1,40 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { getBackend, IndexedSlices, Nadam, OnnxBackend, Tensor, Variable, type FloatDType, type Flavour, type GradientAndVariable } from '../src/index.js';
-
-/**
- * Bit patterns of a tensor's elements (so -0 and +0 differ), with every NaN written 'NaN': the
- * promise covers values, not NaN sign or payload (x86 makes a negative default NaN, V8 a positive one).
- */
-function bits(t: Tensor): string[] {
-  const width = t.dtype === 'float16' ? 2 : t.dtype === 'float32' ? 4 : 8;
-  const view = width === 2 ? new Uint16Array(t.data.buffer, t.data.byteOffset, t.size)
-    : width === 4 ? new Uint32Array(t.data.buffer, t.data.byteOffset, t.size)
-      : new BigUint64Array(t.data.buffer, t.data.byteOffset, t.size);
-  return Array.from(view, (b, i) => (Number.isNaN(t.get(i)) ? 'NaN' : b.toString(16)));
-}
+import { bits, random, values } from './onnx.util.js';
 
 /*
  * The onnx backend's promise: bit-exact with the typed backend (hence with every fixture the typed
  * backend passes) in float16, float32 and float64, dense and sparse, all flavours. These tests
  * check exactly that, element by element, over many steps of random data.
  */
-
-/** A small deterministic generator (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Values over many magnitudes, both signs, a few exact zeros. */
-function values(rand: () => number, n: number): number[] {
-  return Array.from({ length: n }, () => (rand() < 0.05 ? 0 : (rand() - 0.5) * 10 ** (rand() * 8 - 5)));
-}
 
 const onnx = new OnnxBackend({ intraOpNumThreads: 1 });
 afterAll(() => onnx.dispose());
