@@ -84,7 +84,7 @@ export function compareTrajectories(expected: Fixture, actual: Fixture, options:
     flavour: e.flavour,
     dtype: e.dtype,
     backend: 'recorded',
-    actual: { path: actual.path, provenance: a.provenance.kind, producer: a.provenance.producer },
+    actual: { name: a.name, path: actual.path, provenance: a.provenance.kind, producer: a.provenance.producer },
     tolerance,
     steps: e.steps,
     records,

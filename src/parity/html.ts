@@ -1,7 +1,7 @@
 import { escapeHtml as esc, ulpPlot, type Series } from './plot.js';
 import { runPasses } from './report.js';
 import type { ParityResult, RecordResult } from './run.js';
-import { describeTolerance, firstDrift, firstFailure, fmt, fmtUlp, subjectOf, verdictText, worstOf, type ParityError } from './summary.js';
+import { describeTolerance, firstDrift, firstFailure, fmt, fmtUlp, subjectOf, titleOf, verdictText, worstOf, type ParityError } from './summary.js';
 
 /** The records of one model variable (its value and slots), or of the optimizer's own weights. */
 export interface RecordGroup {
@@ -34,7 +34,7 @@ function label(key: string): string {
 }
 
 const CSS = `
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1200px; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #222; max-width: 1280px; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f3f3f3; }
@@ -43,7 +43,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .fail { color: #c62828; font-weight: 600; }
 .meta { color: #555; margin: 2px 0; }
 section.fixture { border-top: 2px solid #ddd; margin-top: 28px; padding-top: 8px; }
-.variable { display: inline-block; vertical-align: top; margin: 0 16px 16px 0; }
+.variable { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 16px; margin: 0 0 16px; }
 .plot-title { font-weight: 600; font-size: 13px; }
 .tick, .legend, .axis { font-size: 11px; fill: #444; }
 code { background: #f6f6f6; padding: 0 3px; }
@@ -77,7 +77,7 @@ function fixtureHtml(r: ParityResult, i: number): string {
   const w = worstOf(r);
   const groups = groupRecords(r);
   return `<section class="fixture" id="fixture-${i}">
-<h2>${esc(r.fixture)} — ${verdictCell(r)}</h2>
+<h2>${esc(titleOf(r))} — ${verdictCell(r)}</h2>
 <p class="meta">provenance: <b>${esc(r.provenance)}</b> — ${esc(r.producer)}${r.source ? ` (source: ${esc(r.source)})` : ''}</p>
 <p class="meta">file: <code>${esc(r.path)}</code>; compared with ${esc(subjectOf(r))}${r.actual ? ` (provenance ${esc(r.actual.provenance)}, <code>${esc(r.actual.path)}</code>)` : ''}</p>
 <p class="meta">flavour ${esc(r.flavour)}, ${esc(r.dtype)}, ${r.steps} steps, ${r.compared} tensors compared; tolerance: float records ${esc(describeTolerance(r.tolerance))}, integer records (iterations) bit-exact</p>
@@ -95,7 +95,7 @@ export function formatReportHtml(results: readonly ParityResult[], errors: reado
   const pass = runPasses(results, errors);
   const summary = results.map((r, i) => {
     const w = worstOf(r);
-    return `<tr><td><a href="#fixture-${i}">${esc(r.fixture)}</a></td><td>${esc(r.provenance)}</td><td>${esc(subjectOf(r))}</td><td>${esc(r.flavour)}</td><td>${esc(r.dtype)}</td><td class="num">${r.steps}</td><td class="num">${r.compared}</td><td class="num">${esc(fmtUlp(w.maxUlp))}</td><td class="num">${esc(fmt(w.maxAbs))}</td><td class="num">${esc(fmt(w.maxRel))}</td><td>${esc(describeTolerance(r.tolerance))}</td><td>${verdictCell(r)}</td></tr>`;
+    return `<tr><td><a href="#fixture-${i}">${esc(titleOf(r))}</a></td><td>${esc(r.provenance)}</td><td>${esc(subjectOf(r))}</td><td>${esc(r.flavour)}</td><td>${esc(r.dtype)}</td><td class="num">${r.steps}</td><td class="num">${r.compared}</td><td class="num">${esc(fmtUlp(w.maxUlp))}</td><td class="num">${esc(fmt(w.maxAbs))}</td><td class="num">${esc(fmt(w.maxRel))}</td><td>${esc(describeTolerance(r.tolerance))}</td><td>${verdictCell(r)}</td></tr>`;
   });
   const errorList = errors.length === 0 ? '' : `<h2 class="fail">${errors.length} fixture(s) could not be checked</h2><ul>${errors.map((e) => `<li><code>${esc(e.path)}</code>: ${esc(e.message)}</li>`).join('')}</ul>`;
   const passed = results.filter((r) => r.pass).length;

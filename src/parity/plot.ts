@@ -63,7 +63,8 @@ export function ulpPlot(series: readonly Series[], o: PlotOptions): string {
   parts.push(`<title>${escapeHtml(o.title)}</title>`);
   parts.push(`<text x="${left}" y="16" class="plot-title">${escapeHtml(o.title)}</text>`);
   parts.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="#fff" stroke="#999"/>`);
-  for (let d = 0; d <= decades; d++) {
+  const every = Math.ceil((decades + 1) / 7); // at most ~7 labelled grid lines
+  for (let d = 0; d <= decades; d += every) {
     const ulp = d === 0 ? 0 : 10 ** (d - 1);
     const yy = y(ulp).toFixed(1);
     parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="#eee"/>`);

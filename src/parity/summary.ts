@@ -55,6 +55,11 @@ export function verdictText(r: ParityResult): string {
   return r.pass ? 'pass' : `FAIL (${worstOf(r).failing})`;
 }
 
+/** The name shown for a result: the fixture's, or `expected vs actual` for a comparison of trajectories. */
+export function titleOf(r: ParityResult): string {
+  return r.actual ? `${r.fixture} vs ${r.actual.name}` : r.fixture;
+}
+
 /** What was compared with what: the backend that replayed the fixture, or the recorded trajectory under test. */
 export function subjectOf(r: ParityResult): string {
   return r.actual ? `recorded: ${r.actual.producer}` : `backend ${r.backend}`;
@@ -72,12 +77,12 @@ export function formatSummary(results: readonly ParityResult[], errors: readonly
   const header = ['fixture', 'provenance', 'flavour', 'dtype', 'steps', 'tensors', 'max ulp', 'max abs', 'max rel', 'tolerance', 'result'];
   const rows = results.map((r) => {
     const w = worstOf(r);
-    return [r.fixture, r.provenance, r.flavour, r.dtype, String(r.steps), String(r.compared), fmtUlp(w.maxUlp), fmt(w.maxAbs), fmt(w.maxRel), describeTolerance(r.tolerance), verdictText(r)];
+    return [titleOf(r), r.provenance, r.flavour, r.dtype, String(r.steps), String(r.compared), fmtUlp(w.maxUlp), fmt(w.maxAbs), fmt(w.maxRel), describeTolerance(r.tolerance), verdictText(r)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const details = results.flatMap((r) => {
-    const out = [`${r.fixture}: ${r.provenance} — ${r.producer}${r.source ? ` (source: ${r.source})` : ''}; compared with ${subjectOf(r)}`];
+    const out = [`${titleOf(r)}: ${r.provenance} — ${r.producer}${r.source ? ` (source: ${r.source})` : ''}; compared with ${subjectOf(r)}`];
     const fail = firstFailure(r);
     const drift = firstDrift(r);
     if (fail) out.push(`  first failure: ${describeRecord(fail)}`);
