@@ -1,0 +1,225 @@
+/**
+ * `npm run bench`: the dense float32 Nadam step (tf.keras flavour) against this machine's memory
+ * bandwidth and against torch 1.13's CPU NAdam on one thread, all measured in ONE run.
+ *
+ * What it prints, per N (default 1e6 and 1e7 elements):
+ * - the copy kernels (Float32Array.prototype.set and a plain JS loop) and, from the faster one, the
+ *   bandwidth bound of a Nadam step: 28 bytes per element (read var, m, v, g; write var, m, v) at the
+ *   copy's rate. The copy moves 2N floats from one array to another, so that its memory footprint
+ *   (16 bytes per step element) is the step's own (var, m, v, g): the bound is not flattered by a
+ *   copy that fits in a cache the step does not fit in. It moves 16 bytes per step element (read 8,
+ *   write 8): bound = copy time * 28 / 16;
+ * - every contender's median step time, ns per element, effective GB/s (28 B/element / time), the
+ *   fraction of the bound it reaches (bound time / step time) and its speed-up over torch's default
+ *   NAdam on one thread (torch time / step time; > 1 means faster than torch);
+ * - torch 1.13 NAdam (spawned: /usr/bin/python3 scripts/bench_torch.py), or a loud notice when missing.
+ *
+ * Adding a row (e.g. the onnx backend): append one Contender to CONTENDERS. A contender gets N and
+ * returns a step function (sync or async) that performs ONE Nadam step on N float32 elements; the
+ * harness warms it up, times it, and reports it like the others. For a backend that implements the
+ * Backend interface, `backendKernel('label', () => theBackend)` already builds the raw-kernel row.
+ *
+ * Options: --sizes 1e6,1e7  --reps 15  --warmup 3  --no-torch. The machine (2 shared cores) is
+ * noisy: medians of repeated runs after warm-up, and compare ratios from one run, not across runs.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Backend, NadamState } from '../src/backends/backend.js';
+import { compileKernel } from '../src/backends/typed/codegen.js';
+import { TypedArrayBackend } from '../src/backends/typed/index.js';
+import { NADAM_DENSE_TF_KERAS } from '../src/backends/typed/kernels.js';
+import { Nadam } from '../src/optimizers/nadam/index.js';
+import { tfKerasCoefficients } from '../src/optimizers/nadam/tfKeras.js';
+import { arith } from '../src/tensor/arith.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { Variable } from '../src/tensor/variable.js';
+
+type Step = () => unknown;
+
+interface Contender {
+  readonly name: string;
+  prepare(n: number): Step | Promise<Step>;
+}
+
+const BYTES_PER_ELEMENT_STEP = 28;
+
+function randomTensor(n: number, scale: number): Tensor<'float32'> {
+  const data = new Float32Array(n);
+  let seed = 12345;
+  for (let i = 0; i < n; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    data[i] = (seed / 2 ** 32 - 0.5) * scale;
+  }
+  return new Tensor('float32', [n], data);
+}
+
+/** The coefficients of step 1 of a default tf.keras Nadam (learning_rate 0.001), in float32. */
+function stepCoefficients() {
+  return tfKerasCoefficients(arith('float32'), {
+    lr: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, schedule_decay: 0.004,
+    iterations: 0, cache: 1, stepForm: 'cast-then-add',
+  }).c;
+}
+
+function freshState(n: number): { state: NadamState; grad: Tensor<'float32'> } {
+  return {
+    state: { variable: randomTensor(n, 1), m: Tensor.zeros('float32', [n]), v: Tensor.zeros('float32', [n]) },
+    grad: randomTensor(n, 1e-2),
+  };
+}
+
+/** The raw dense kernel of any Backend: one `nadamDense` call per step. */
+export function backendKernel(name: string, backend: () => Backend | Promise<Backend>): Contender {
+  return {
+    name,
+    async prepare(n) {
+      const b = await backend();
+      const { state, grad } = freshState(n);
+      const c = stepCoefficients();
+      return () => b.nadamDense(state, grad, c);
+    },
+  };
+}
+
+const CONTENDERS: Contender[] = [
+  {
+    name: 'typed: Nadam.applyGradientsSync (public API)',
+    prepare(n) {
+      const w = new Variable(randomTensor(n, 1), { name: 'w' });
+      const g = randomTensor(n, 1e-2);
+      const opt = new Nadam();
+      return () => opt.applyGradientsSync([[g, w]]);
+    },
+  },
+  backendKernel('typed: raw kernel (wasm f32x4, chunked copies)', () => new TypedArrayBackend()),
+  {
+    name: 'typed: raw kernel, plain JS Math.fround (before)',
+    prepare(n) {
+      const { state, grad } = freshState(n);
+      const c = stepCoefficients();
+      const kernel = compileKernel(NADAM_DENSE_TF_KERAS, 'float32', { simd: false });
+      return () => kernel(state.variable.data, state.m.data, state.v.data, grad.data, n, c.lr, c.beta1, c.beta2,
+        c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1, c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------------
+
+interface Options { sizes: number[]; reps: number; warmup: number; torch: boolean }
+
+function options(argv: string[]): Options {
+  const o: Options = { sizes: [1e6, 1e7], reps: 15, warmup: 3, torch: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--sizes') o.sizes = argv[++i]!.split(',').map(Number);
+    else if (a === '--reps') o.reps = Number(argv[++i]);
+    else if (a === '--warmup') o.warmup = Number(argv[++i]);
+    else if (a === '--no-torch') o.torch = false;
+    else throw new Error(`unknown option ${a}; expected --sizes 1e6,1e7 --reps N --warmup N --no-torch`);
+  }
+  return o;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+function collect(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+async function time(step: Step, warmup: number, reps: number): Promise<number[]> {
+  for (let r = 0; r < warmup; r++) await step();
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    await step();
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+function copyLoop(src: Float32Array, dst: Float32Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] = src[i]!;
+}
+
+/** Median times of the two copy kernels moving 2n float32 elements (the step's footprint for n). */
+async function copyTimes(n: number, o: Options): Promise<{ set: number; loop: number }> {
+  const src = randomTensor(2 * n, 1).data;
+  const dst = new Float32Array(2 * n);
+  const reps = Math.max(o.reps, 15);
+  const set = median(await time(() => dst.set(src), o.warmup + 2, reps));
+  const loop = median(await time(() => copyLoop(src, dst), o.warmup + 2, reps));
+  return { set, loop };
+}
+
+interface TorchRow { n: number; variant: string; median_ms: number; torch: string; threads: number }
+
+function runTorch(o: Options): { rows: TorchRow[]; error: string | null } {
+  const script = fileURLToPath(new URL('../../scripts/bench_torch.py', import.meta.url));
+  const python = process.env.KERASOPT_PYTHON ?? '/usr/bin/python3';
+  const r = spawnSync(python, [script, ...o.sizes.map(String), '--warmup', String(o.warmup), '--reps', String(o.reps)], { encoding: 'utf8' });
+  const lines = (r.stdout ?? '').split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l) as TorchRow & { error?: string });
+  const error = lines.find((l) => l.error)?.error ?? (r.status === 0 ? null : `${python} ${script} failed: ${(r.stderr || String(r.error)).trim().split('\n').pop()}`);
+  return { rows: lines.filter((l) => !l.error), error };
+}
+
+function fmt(x: number, digits = 2): string {
+  return x.toFixed(digits).padStart(8);
+}
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const cpu = cpus();
+  console.log(`kerasopt bench: dense float32 Nadam step (tf.keras flavour), ${new Date().toISOString()}`);
+  console.log(`machine: ${cpu.length} x ${cpu[0]?.model ?? '?'}, node ${process.version}; medians of ${o.reps} runs after ${o.warmup} warm-ups.`);
+  console.log('The machine may be shared and noisy: compare the ratios below (all from this one run), not absolute times across runs.\n');
+
+  const torch = o.torch ? runTorch(o) : { rows: [], error: 'skipped (--no-torch)' };
+  if (torch.error) {
+    console.log('*'.repeat(100));
+    console.log(`*** TORCH NOT MEASURED: ${torch.error}`);
+    console.log('*** Install Debian python3-torch (torch 1.13) to get the torch comparison.');
+    console.log(`${'*'.repeat(100)}\n`);
+  }
+
+  const verdicts: string[] = [];
+  for (const n of o.sizes) {
+    collect();
+    const copy = await copyTimes(n, o);
+    const best = Math.min(copy.set, copy.loop);
+    const bound = (best * BYTES_PER_ELEMENT_STEP) / 16;
+    const gbs = (bytes: number, ms: number) => bytes / ms / 1e6;
+    console.log(`N = ${n.toLocaleString('en-US')} float32 elements (${((n * BYTES_PER_ELEMENT_STEP) / 1e6).toFixed(0)} MB moved per step)`);
+    console.log(`  copy of 2N floats, Float32Array.set: ${copy.set.toFixed(3)} ms (${gbs(16 * n, copy.set).toFixed(1)} GB/s read+write)`);
+    console.log(`  copy of 2N floats, JS loop         : ${copy.loop.toFixed(3)} ms (${gbs(16 * n, copy.loop).toFixed(1)} GB/s read+write)`);
+    console.log(`  bandwidth bound of a step (28 B/element at the faster copy's rate): ${bound.toFixed(3)} ms\n`);
+
+    const torchRows = torch.rows.filter((r) => r.n === n);
+    const torchDefault = torchRows.find((r) => r.variant.includes('default'));
+    console.log(`  ${'contender'.padEnd(58)} ${'ms/step'.padStart(8)} ${'ns/elt'.padStart(8)} ${'GB/s'.padStart(8)} ${'of bound'.padStart(8)} ${'x torch'.padStart(8)}`);
+    const results: { name: string; ms: number }[] = [];
+    for (const c of CONTENDERS) {
+      collect();
+      const ms = median(await time(await c.prepare(n), o.warmup, o.reps));
+      results.push({ name: c.name, ms });
+    }
+    for (const r of torchRows) results.push({ name: `torch ${r.torch} NAdam, 1 thread, ${r.variant}`.replace('1 thread', `${r.threads} thread`), ms: r.median_ms });
+    for (const { name, ms } of results) {
+      const vsTorch = torchDefault ? fmt(torchDefault.median_ms / ms) : '     n/a';
+      console.log(`  ${name.padEnd(58)} ${fmt(ms, 3)} ${fmt((ms * 1e6) / n)} ${fmt(gbs(BYTES_PER_ELEMENT_STEP * n, ms), 1)} ${fmt(bound / ms)} ${vsTorch}`);
+    }
+    const api = results[0]!;
+    const raw = results[1]!;
+    verdicts.push(`N=${n.toExponential(0)}: public API ${(bound / api.ms).toFixed(2)} of bound, raw kernel ${(bound / raw.ms).toFixed(2)} (goal >= 0.7: ${bound / api.ms >= 0.7 ? 'MET' : 'NOT MET'} by the public API)`
+      + (torchDefault ? `; ${(torchDefault.median_ms / api.ms).toFixed(2)}x torch's default NAdam (goal > 1: ${torchDefault.median_ms > api.ms ? 'MET' : 'NOT MET'})` : '; torch: NOT MEASURED'));
+    console.log('');
+  }
+  console.log('Goals (issue 2): at least 0.7 of the bandwidth bound, and faster than torch CPU NAdam on one thread.');
+  for (const v of verdicts) console.log(`  ${v}`);
+}
+
+await main();
