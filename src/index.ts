@@ -21,3 +21,4 @@ export type { LearningRateSchedule } from './optimizers/schedules.js';
 export { Nadam, type NadamOptions } from './optimizers/nadam/index.js';
 export type { NadamHyperparameters } from './optimizers/nadam/hyper.js';
 export * from './onnx/index.js';
+export * from './parity/index.js';
