@@ -1,0 +1,1 @@
+"""kerasopt fixture generators: shared writer, numpy reference, torch and TensorFlow engines."""
