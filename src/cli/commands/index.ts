@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
+import { exportOnnx } from './exportOnnx.js';
 import { parity } from './parity.js';
 
 /** Every sub-command, in the order `kerasopt --help` lists them. Add a command here and nowhere else. */
-export const COMMANDS: readonly Command[] = [parity];
+export const COMMANDS: readonly Command[] = [parity, exportOnnx];
