@@ -1,5 +1,5 @@
 import { FormatError } from '../errors.js';
-import { parseJsonSafely } from '../io/json.js';
+import { parsePythonJson } from '../config/pyjson.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import { tfKerasCoefficients } from '../optimizers/nadam/tfKeras.js';
 import { arith } from '../tensor/arith.js';
@@ -68,7 +68,7 @@ export function readTrainingConfig(h: H5File): Record<string, unknown> | null {
   const text = h.stringAttribute('/', 'training_config');
   if (text === null) return null;
   if (Array.isArray(text)) throw new FormatError(h.label, 'training_config attribute is an array, expected one JSON string');
-  const parsed = parseJsonSafely(text, `${h.label} (training_config)`);
+  const parsed = parsePythonJson(text, `${h.label} (training_config)`);
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new FormatError(h.label, 'training_config is not a JSON object');
   return parsed as Record<string, unknown>;
 }

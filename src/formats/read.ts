@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../errors.js';
-import { parseJsonSafely } from '../io/json.js';
+import { parsePythonJson } from '../config/pyjson.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import { H5File } from './hdf5.js';
 import { readKeras3Weights } from './keras3.js';
@@ -68,9 +68,9 @@ async function readArchive(file: string, label: string, options: ReadStateOption
       throw new FormatError(label, `archive has no model.weights.h5${npz}`);
     }
     const configEntry = archive.entry('config.json');
-    const modelConfig = configEntry ? objectOf(parseJsonSafely(await archive.text(configEntry), `${label}:config.json`), `${label}:config.json`) : null;
+    const modelConfig = configEntry ? objectOf(parsePythonJson(await archive.text(configEntry), `${label}:config.json`), `${label}:config.json`) : null;
     const metaEntry = archive.entry('metadata.json');
-    const metadata = metaEntry ? objectOf(parseJsonSafely(await archive.text(metaEntry), `${label}:metadata.json`), `${label}:metadata.json`) : null;
+    const metadata = metaEntry ? objectOf(parsePythonJson(await archive.text(metaEntry), `${label}:metadata.json`), `${label}:metadata.json`) : null;
     const h5path = join(dir, 'model.weights.h5');
     await archive.extract(weights, h5path);
     const h = await H5File.open(h5path, 'r', `${label}:model.weights.h5`);

@@ -110,8 +110,9 @@ def tf_keras_file(path, rng, style, dtype='float32', iterations=7, layers=None, 
     training = {'loss': 'mse', 'metrics': None, 'weighted_metrics': None, 'loss_weights': None,
                 'sample_weight_mode': None,
                 'optimizer_config': {'class_name': 'Nadam', 'config': {
-                    'name': 'Nadam', 'learning_rate': lr, 'decay': 0.004, 'beta_1': 0.9, 'beta_2': 0.999,
-                    'epsilon': 1e-07}}}
+                    # after training TF reads learning_rate/beta_1/beta_2 back from float32 hyper variables
+                    'name': 'Nadam', 'learning_rate': float(F32(lr)), 'decay': 0.004, 'beta_1': float(F32(0.9)),
+                    'beta_2': float(F32(0.999)), 'epsilon': 1e-07}}}
     with h5py.File(path, 'w') as f:
         f.attrs['keras_version'] = '2.4.0'
         f.attrs['backend'] = 'tensorflow'

@@ -1,0 +1,10 @@
+/**
+ * Keras files: read and write optimizer state in tf.keras / Keras 2 HDF5 models (.h5), Keras 3
+ * weights files (.weights.h5) and Keras 3 archives (.keras).
+ */
+export { readOptimizerState, type ReadStateOptions } from './read.js';
+export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js';
+export { optimizerFromState } from './restore.js';
+export { reconstructMSchedule } from './kerasH5.js';
+export type { ArchiveLimits } from './archive.js';
+export type { KerasFileFormat, KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from './state.js';

@@ -1,0 +1,249 @@
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dumpsPython, parsePythonJson } from '../config/pyjson.js';
+import { FormatError, KerasValueError } from '../errors.js';
+import { replaceFileAtomically } from '../io/atomic.js';
+import type { Nadam } from '../optimizers/nadam/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Archive, type ArchiveLimits } from './archive.js';
+import { H5File } from './hdf5.js';
+import { optimizerFromModelConfig } from './keras3.js';
+import { readNameList, readTrainingConfig } from './kerasH5.js';
+import { readOptimizerState, sniff } from './read.js';
+import { sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight } from './state.js';
+
+/** Options of {@link saveOptimizerState}. */
+export interface SaveOptions extends ArchiveLimits {
+  /**
+   * The layout to write (default: the existing file's; for a new file, from the extension:
+   * `.weights.h5` Keras 3, other `.h5` the optimizer's flavour).
+   */
+  format?: KerasFileFormat;
+  /** Names for the optimizer weights in order (default: Keras's, from the optimizer and variable names). */
+  weightNames?: readonly string[];
+  /** String attribute style of a new file: 'fixed' (h5py 2) or 'vlen' (h5py 3). Existing files keep theirs. */
+  stringStyle?: 'fixed' | 'vlen';
+  /** Keras 2 layout: '2.2' (m_schedule not saved, the default) or '2.3' (saved after iterations). */
+  keras2Layout?: '2.2' | '2.3';
+  /**
+   * The state this optimizer was read from: its weight names, Keras 2 layout and format are kept,
+   * so that a read-write round trip writes the same objects.
+   */
+  like?: KerasOptimizerState;
+  /** @internal Test hook called after each dataset write; a throw aborts the save midway. */
+  afterWrite?: (name: string) => void;
+}
+
+const FORMAT_FLAVOUR: Record<KerasFileFormat, string> = {
+  'tf-keras-h5': 'tf-keras',
+  'keras2-h5': 'keras2',
+  'keras3-weights-h5': 'keras3',
+  'keras3-archive': 'keras3',
+};
+
+/**
+ * Writes `optimizer`'s state (its weights and its config) into `file` in Keras's layout: into an
+ * existing model file without touching anything else in it, or into a new file. The write is atomic
+ * (temporary file beside `file`, checked by reading it back, then renamed), so a failure leaves
+ * `file` as it was. An existing optimizer state is updated in place and must have the same weights
+ * (names, dtypes, shapes); h5wasm cannot delete HDF5 objects, so a different one is refused.
+ */
+export async function saveOptimizerState(file: string, optimizer: Nadam, saveOptions: SaveOptions = {}): Promise<void> {
+  const like = saveOptions.like;
+  const options: SaveOptions = like
+    ? { format: like.format, weightNames: like.weights.map((w) => w.name), ...(like.keras2Layout ? { keras2Layout: like.keras2Layout } : {}), ...saveOptions }
+    : saveOptions;
+  if (!optimizer.built) throw new KerasValueError(`optimizer ${optimizer.name} has no slots yet: build it on its variables (or take a step) before saving`);
+  const exists = existsSync(file);
+  const kind = exists ? sniff(file) : null;
+  const format = options.format ?? (exists ? await formatOf(file, kind!) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : 'tf-keras-h5');
+  if (FORMAT_FLAVOUR[format] !== optimizer.flavour) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOUR[format]} state)`);
+  const weights = weightsToWrite(optimizer, format, options);
+  if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);
+  await replaceFileAtomically(file, async (tmp) => {
+    if (exists) copyFileSync(file, tmp);
+    const h = await H5File.open(tmp, exists ? 'a' : 'w', file);
+    try {
+      if (format === 'keras3-weights-h5') writeKeras3(h, weights, options);
+      else writeLegacy(h, optimizer, weights, format, options);
+    } finally {
+      h.close();
+    }
+    await verify(tmp, file, weights);
+  });
+}
+
+async function formatOf(file: string, kind: 'hdf5' | 'zip'): Promise<KerasFileFormat> {
+  if (kind === 'zip') return 'keras3-archive';
+  const h = await H5File.open(file, 'r');
+  try {
+    if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') return 'keras3-weights-h5';
+    const names = h.kind('optimizer_weights') === 'group' ? readNameList(h, 'optimizer_weights', 'weight_names') : null;
+    if (names?.[0]?.replace(/:\d+$/, '').endsWith('iterations')) return 'keras2-h5';
+    const version = h.stringAttribute('/', 'keras_version');
+    return typeof version === 'string' && /^2\.[0-3]\.\d+$/.test(version) && !names ? 'keras2-h5' : 'tf-keras-h5';
+  } finally {
+    h.close();
+  }
+}
+
+/** The optimizer's weights in the order and with the names Keras saves them. */
+export function weightsToWrite(optimizer: Nadam, format: KerasFileFormat, options: SaveOptions = {}): StoredWeight[] {
+  const all = optimizer.weights;
+  const prefix = optimizer.name;
+  let list: StoredWeight[];
+  if (format === 'keras3-weights-h5' || format === 'keras3-archive') {
+    list = all.map((v, i) => ({ name: `optimizer/vars/${i}`, value: v.value }));
+  } else if (format === 'tf-keras-h5') {
+    list = all.map((v) => ({ name: `${prefix}/${v.name}:0`, value: v.value }));
+  } else {
+    const [iterations, ...slots] = all;
+    const n = slots.length / 2;
+    const with23 = options.keras2Layout === '2.3';
+    list = [{ name: `${prefix}/iterations:0`, value: iterations!.value }];
+    if (with23) list.push({ name: `${prefix}/m_schedule:0`, value: optimizer.getWeight('m_schedule').value });
+    slots.forEach((v, k) => {
+      const name = with23 ? `training/${prefix}/${k < n ? 'm' : 'v'}_${k % n}:0` : `training/${prefix}/Variable${k === 0 ? '' : `_${k}`}:0`;
+      list.push({ name, value: v.value });
+    });
+  }
+  if (options.weightNames) {
+    if (options.weightNames.length !== list.length) throw new KerasValueError(`weightNames has ${options.weightNames.length} names for ${list.length} optimizer weights`);
+    list = list.map((w, i) => ({ name: options.weightNames![i]!, value: w.value }));
+  }
+  return list;
+}
+
+const HEADER_LIMIT = 64512;
+
+function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], format: KerasFileFormat, options: SaveOptions): void {
+  const existing = readTrainingConfig(h);
+  const style = h.attributeNames('/').includes('training_config')
+    ? (h.attributeInfo('/', 'training_config').vlen ? 'vlen' : 'fixed')
+    : (options.stringStyle ?? (format === 'keras2-h5' ? 'fixed' : 'vlen'));
+  const optimizerConfig = { class_name: 'Nadam', config: optimizer.getConfig() };
+  const sameConfig = existing !== null && dumpsPython(existing.optimizer_config) === dumpsPython(optimizerConfig);
+  if (!sameConfig) {
+    const training = existing
+      ? { ...existing, optimizer_config: optimizerConfig }
+      : { optimizer_config: optimizerConfig, loss: null, metrics: null, weighted_metrics: null, loss_weights: null, sample_weight_mode: null };
+    h.writeStringAttribute('/', 'training_config', dumpsPython(training), style);
+  }
+  if (h.kind('optimizer_weights') === 'group') {
+    overwriteInPlace(h, 'optimizer_weights', weights, readNameList(h, 'optimizer_weights', 'weight_names') ?? [], options);
+    return;
+  }
+  h.ensureGroups('optimizer_weights');
+  writeNameList(h, 'optimizer_weights', 'weight_names', weights.map((w) => w.name), style);
+  for (const w of weights) {
+    h.createTensor(`optimizer_weights/${w.name}`, w.value);
+    options.afterWrite?.(w.name);
+  }
+}
+
+/** save_attributes_to_hdf5_group: one attribute, or fixed-length chunks name0, name1, ... past 64512 bytes. */
+function writeNameList(h: H5File, path: string, name: string, names: string[], style: 'fixed' | 'vlen'): void {
+  const width = Math.max(1, ...names.map((s) => Buffer.byteLength(s, 'utf8')));
+  let chunks = 1;
+  const split = (k: number): string[][] => {
+    const out: string[][] = [];
+    const base = Math.floor(names.length / k);
+    const extra = names.length % k;
+    let at = 0;
+    for (let i = 0; i < k; i++) {
+      const len = base + (i < extra ? 1 : 0);
+      out.push(names.slice(at, at + len));
+      at += len;
+    }
+    return out;
+  };
+  while (split(chunks).some((c) => c.length * width > HEADER_LIMIT)) chunks++;
+  if (chunks === 1) h.writeStringAttribute(path, name, names, style);
+  else split(chunks).forEach((c, i) => h.writeStringAttribute(path, `${name}${i}`, c, 'fixed'));
+}
+
+function overwriteInPlace(h: H5File, group: string, weights: StoredWeight[], names: readonly string[], options: SaveOptions): void {
+  const wanted = weights.map((w) => w.name);
+  if (names.length !== wanted.length || names.some((n, i) => n !== wanted[i])) {
+    throw new KerasValueError(
+      `${h.label} already holds a different optimizer state (${names.length} weights: ${names.slice(0, 3).join(', ')}...; writing ${wanted.length}: ${wanted.slice(0, 3).join(', ')}...). ` +
+        'kerasopt updates an existing state in place but cannot replace it (h5wasm cannot delete HDF5 objects): write to a new file, or pass weightNames matching the file',
+    );
+  }
+  for (const w of weights) {
+    h.overwriteTensor(`${group}/${w.name}`, w.value);
+    options.afterWrite?.(w.name);
+  }
+}
+
+function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): void {
+  if (h.kind('optimizer/vars') === 'group') {
+    const keys = (h.keys('optimizer/vars') ?? []).sort((a, b) => Number(a) - Number(b));
+    overwriteInPlace(h, '', weights, keys.map((k) => `optimizer/vars/${k}`), options);
+    return;
+  }
+  for (const w of weights) {
+    h.createTensor(w.name, w.value);
+    options.afterWrite?.(w.name);
+  }
+}
+
+async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight[], options: SaveOptions): Promise<void> {
+  if (!existsSync(file)) throw new KerasValueError(`${file} does not exist: kerasopt updates the optimizer state of an existing .keras archive (it holds the model), it does not create one`);
+  const archive = await Archive.open(file, options);
+  const dir = mkdtempSync(join(tmpdir(), 'kerasopt-'));
+  try {
+    const entry = archive.entry('model.weights.h5');
+    if (!entry) throw new FormatError(file, 'archive has no model.weights.h5');
+    const h5path = join(dir, 'model.weights.h5');
+    await archive.extract(entry, h5path);
+    const h = await H5File.open(h5path, 'a', `${file}:model.weights.h5`);
+    try {
+      writeKeras3(h, weights, options);
+    } finally {
+      h.close();
+    }
+    const replace = new Map<string, { file: string } | { bytes: Buffer }>([['model.weights.h5', { file: h5path }]]);
+    const configEntry = archive.entry('config.json');
+    if (configEntry) {
+      const config = parsePythonJson(await archive.text(configEntry), `${file}:config.json`) as Record<string, unknown>;
+      const current = optimizerFromModelConfig(config);
+      const next = optimizer.getConfig();
+      if (current && dumpsPython(current.config) !== dumpsPython(next)) {
+        const compile = config.compile_config as Record<string, unknown>;
+        compile.optimizer = { ...(compile.optimizer as Record<string, unknown>), config: next };
+        replace.set('config.json', { bytes: Buffer.from(dumpsPython(config), 'utf8') });
+      }
+    }
+    await replaceFileAtomically(file, async (tmp) => {
+      await archive.rewrite(tmp, replace);
+      await verify(tmp, file, weights);
+    });
+  } finally {
+    archive.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads the written file back: the state must parse (slots tie to the model) and hold our exact bits. */
+async function verify(tmp: string, label: string, weights: StoredWeight[]): Promise<void> {
+  const h = sniff(tmp, label) === 'hdf5' ? await H5File.open(tmp, 'r', label) : null;
+  const hasModel = h ? h.kind('model_weights') === 'group' || h.kind('layers') === 'group' : true;
+  if (h) {
+    try {
+      for (const w of weights) {
+        const path = w.name.startsWith('optimizer/vars/') ? w.name : `optimizer_weights/${w.name}`;
+        if (!sameBits(h.readTensor(path), w.value as Tensor)) throw new FormatError(label, `written weight '${w.name}' does not read back bit for bit`);
+      }
+    } finally {
+      h.close();
+    }
+  }
+  if (hasModel) {
+    const back = await readOptimizerState(tmp, { label });
+    back.weights.forEach((w, i) => {
+      if (w.name !== weights[i]?.name || !sameBits(w.value, weights[i]!.value)) throw new FormatError(label, `written weight '${weights[i]?.name}' does not read back as written`);
+    });
+  }
+}
