@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { BackendError, Tensor, type Flavour, type FloatDType } from '../src/index.js';
 import { loadFixture, type Fixture, type Tolerance } from '../src/parity/fixture.js';
-import { runParity } from '../src/parity/run.js';
+import { compareRecord, runParity } from '../src/parity/run.js';
+import { ulpDistance } from '../src/parity/compare.js';
 import { firstDrift, firstFailure, formatSummary } from '../src/parity/summary.js';
 import { writeFixture, type FixtureSpec } from '../src/parity/write.js';
 import { nadamFixture, tempDir } from './helpers/parityFixtures.js';
@@ -134,5 +135,44 @@ describe('a fixture that compares nothing never passes', () => {
     expect(r.pass).toBe(false);
     expect(formatSummary([r])).toMatch(/NOTHING CHECKED/);
     expect(formatSummary([r])).toContain('0 passed, 1 failed');
+  });
+});
+
+describe('compareRecord', () => {
+  test('bit-exact tells -0 from +0; a ULP bound of 0 does not', () => {
+    const pos = Tensor.from([1, 0], 'float32');
+    const neg = Tensor.from([1, -0], 'float32');
+    const exact = compareRecord(1, 'var:w', neg, pos, { kind: 'exact' }, 'f.json');
+    expect([exact.pass, exact.differing, exact.maxUlp, exact.worst]).toEqual([false, 1, 0, 1]);
+    expect(compareRecord(1, 'var:w', neg, pos, { kind: 'ulp', maxUlp: 0 }, 'f.json').pass).toBe(true);
+    expect(compareRecord(1, 'var:w', pos, pos.clone(), { kind: 'exact' }, 'f.json').pass).toBe(true);
+    const f64 = compareRecord(1, 'var:w', Tensor.from([-0], 'float64'), Tensor.from([0], 'float64'), { kind: 'exact' }, 'f.json');
+    expect(f64.pass).toBe(false);
+  });
+
+  test('iterations beyond 2^53 are compared as integers, exactly', () => {
+    const big = 2n ** 60n;
+    const r = compareRecord(9, 'weight:iterations', Tensor.from([big + 1n], 'int64', []), Tensor.from([big], 'int64', []), { kind: 'allclose', rtol: 1, atol: 1 }, 'f.json');
+    expect(r).toMatchObject({ pass: false, differing: 1, maxAbs: 1, maxUlp: 1, tolerance: { kind: 'exact' }, variable: null });
+    expect(compareRecord(9, 'weight:iterations', Tensor.from([big], 'int64', []), Tensor.from([big], 'int64', []), { kind: 'exact' }, 'f.json').pass).toBe(true);
+  });
+
+  test('tensors that cannot be compared are a FormatError naming the step and key', () => {
+    expect(() => compareRecord(4, 'slot:m:w', Tensor.from([1, 2], 'float32'), Tensor.from([1, 2, 3], 'float32'), { kind: 'exact' }, 'e.json')).toThrow(
+      /e\.json: step 4 'slot:m:w': cannot compare actual Tensor<float32>\[2\] with expected Tensor<float32>\[3\]/,
+    );
+  });
+});
+
+describe('ulpDistance', () => {
+  test('counts float64 neighbours far from zero (positions beyond 2^53)', () => {
+    expect(ulpDistance(1, 1 + 2 ** -52, 'float64')).toBe(1);
+    expect(ulpDistance(-1, -1 - 2 ** -52 * 3, 'float64')).toBe(3);
+    expect(ulpDistance(1e300, 1e300 * (1 + 2 ** -52), 'float64')).toBe(1);
+    expect(ulpDistance(0.1, 0.1 + 2 ** -56, 'float64')).toBe(1); // ulp(0.1) = 2^-56: the value next to 0.1
+    expect(ulpDistance(-0, 0, 'float64')).toBe(0);
+    expect(ulpDistance(-Number.MIN_VALUE, Number.MIN_VALUE, 'float64')).toBe(2);
+    expect(ulpDistance(1, Math.fround(1 + 2 ** -23), 'float32')).toBe(1);
+    expect(ulpDistance(1, NaN, 'float32')).toBe(Infinity);
   });
 });

@@ -11,26 +11,28 @@ const i32 = new Int32Array(f32.buffer);
 /**
  * Position of a value on the dtype's number line, so that neighbouring floats differ by 1 and
  * +0 / -0 coincide: the usual sign-magnitude to two's-complement mapping of the bit pattern.
+ * A BigInt, because float64 positions exceed 2^53 (as Numbers, neighbours would round together).
  */
-function ordinal(x: number, dtype: FloatDType | 'int32' | 'int64'): number {
+function ordinal(x: number, dtype: FloatDType | 'int32' | 'int64'): bigint {
   if (dtype === 'float32') {
     f32[0] = x;
     const b = i32[0]!;
-    return b >= 0 ? b : -(b & 0x7fffffff);
+    return BigInt(b >= 0 ? b : -(b & 0x7fffffff));
   }
   if (dtype === 'float16') {
     const b = toHalfBits(x);
-    return b & 0x8000 ? -(b & 0x7fff) : b;
+    return BigInt(b & 0x8000 ? -(b & 0x7fff) : b);
   }
   f64[0] = x;
   const b = i64[0]!;
-  return Number(b >= 0n ? b : -(b & 0x7fffffffffffffffn));
+  return b >= 0n ? b : -(b & 0x7fffffffffffffffn);
 }
 
 /** Distance in units in the last place of `dtype` between two values of that dtype (Infinity if one is NaN). */
 export function ulpDistance(a: number, b: number, dtype: FloatDType | 'int32' | 'int64'): number {
   if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) && Number.isNaN(b) ? 0 : Infinity;
-  return Math.abs(ordinal(a, dtype) - ordinal(b, dtype));
+  const d = ordinal(a, dtype) - ordinal(b, dtype);
+  return Number(d < 0n ? -d : d);
 }
 
 /** How far an actual tensor is from an expected one. */
@@ -72,7 +74,8 @@ export function compareTensors(actual: Tensor, expected: Tensor, tolerance: Tole
   for (let i = 0; i < actual.size; i++) {
     const a = actual.get(i);
     const e = expected.get(i);
-    const sameBits = sameDtype ? actual.data[i] === expected.data[i] : Object.is(a, e);
+    // float16 data are bit patterns; for the others Object.is tells -0 from +0 (=== does not).
+    const sameBits = sameDtype && dtype === 'float16' ? actual.data[i] === expected.data[i] : Object.is(a, e);
     if (!sameBits) differing++;
     const abs = Math.abs(a - e);
     const rel = abs === 0 ? 0 : e === 0 ? Infinity : abs / Math.abs(e);

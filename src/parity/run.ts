@@ -53,10 +53,24 @@ export function compareRecord(step: number, key: string, actual: Tensor, expecte
   if (actual.size !== expected.size || (integer !== (actual.dtype === 'int64' || actual.dtype === 'int32'))) {
     throw new FormatError(file, `step ${step} '${key}': cannot compare actual ${actual.toString()} with expected ${expected.toString()}`);
   }
-  const asFloat = (t: Tensor): Tensor => (integer ? Tensor.from(t.toArray(), 'float64', t.shape) : t);
   const used: Tolerance = integer ? { kind: 'exact' } : tolerance;
-  const diff = compareTensors(asFloat(actual), asFloat(expected), used);
+  const diff = integer ? compareIntegers(actual, expected) : compareTensors(actual, expected, used);
   return { step, key, variable: variableOfKey(key), ...diff, tolerance: used, pass: diff.failing === 0 };
+}
+
+/** Integer tensors (iterations) compared as integers, exactly, beyond 2^53 too. */
+function compareIntegers(actual: Tensor, expected: Tensor): Difference {
+  let maxAbs = 0, maxRel = 0, differing = 0, worst = -1;
+  for (let i = 0; i < actual.size; i++) {
+    const a = BigInt(actual.data[i]!), e = BigInt(expected.data[i]!);
+    if (a === e) continue;
+    differing++;
+    const abs = Number(a > e ? a - e : e - a);
+    if (abs > maxAbs || worst < 0) (maxAbs = abs), (worst = i);
+    maxRel = Math.max(maxRel, e === 0n ? Infinity : abs / Math.abs(Number(e)));
+  }
+  // For integers one unit is one ulp.
+  return { maxAbs, maxRel, maxUlp: maxAbs, differing, failing: differing, worst, elements: actual.size };
 }
 
 /** The verdict rule, in one place: something was compared and every comparison passed. */
