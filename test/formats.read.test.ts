@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readOptimizerState, reconstructMSchedule, type KerasOptimizerState } from '../src/formats/index.js';
+import { sameBits } from '../src/formats/state.js';
+import { arith } from '../src/index.js';
+import { corpusFiles, generatorMissing, h5pyDump, makeKerasFiles, tensorOfDump, type MadeFile } from './helpers/kerasFiles.js';
+
+const missing = generatorMissing();
+let made: ReturnType<typeof makeKerasFiles>;
+beforeAll(() => {
+  if (!missing) made = makeKerasFiles();
+});
+afterAll(() => made?.cleanup());
+
+const f = (name: string): MadeFile => made.files[name]!;
+
+/** Where h5py finds each optimizer weight of a state, for the independent reading. */
+function h5pyPath(state: KerasOptimizerState, name: string): string {
+  return state.format === 'keras3-weights-h5' || state.format === 'keras3-archive' ? name : `optimizer_weights/${name}`;
+}
+
+describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test helper in Keras layouts)', () => {
+  const h5Files = ['tf_keras_h5py2.h5', 'tf_keras_h5py3.h5', 'tf_keras_f64.h5', 'tf_keras_f16.h5', 'tf_keras_chunked.h5', 'keras2_2.2.4.h5', 'keras2_2.3.1.h5', 'keras3.weights.h5'];
+
+  it.each(h5Files)('%s: every weight and model variable equals h5py reading, bit for bit', async (name) => {
+    const info = f(name);
+    const state = await readOptimizerState(info.file);
+    expect(state.flavour).toBe(info.flavour);
+    expect(state.iterations).toBe(info.iterations);
+    expect(state.slots).toHaveLength(info.slots!);
+    const dump = h5pyDump(info.file);
+    for (const w of state.weights) {
+      const d = dump.datasets[h5pyPath(state, w.name)];
+      expect(d, `h5py sees ${w.name}`).toBeDefined();
+      expect(sameBits(w.value, tensorOfDump(d!)), w.name).toBe(true);
+    }
+    const keras3 = state.flavour === 'keras3';
+    for (const v of state.variables) {
+      const path = keras3 ? v.name : Object.keys(dump.datasets).find((p) => p.startsWith('model_weights/') && p.endsWith(`/${v.name}:0`))!;
+      expect(sameBits(v.value, tensorOfDump(dump.datasets[path]!)), v.name).toBe(true);
+    }
+    // each slot is tied to a model variable of its shape and dtype
+    for (const s of state.slots) {
+      const owner = state.variables.find((v) => v.name === s.variable)!;
+      expect(owner.value.shape).toEqual(s.value.shape);
+      expect(owner.value.dtype).toBe(s.value.dtype);
+    }
+  });
+
+  it('keeps every dtype: float16 slots as half bits, float64 as doubles, int64 iterations', async () => {
+    const half = await readOptimizerState(f('tf_keras_f16.h5').file);
+    expect(half.slots.every((s) => s.value.dtype === 'float16')).toBe(true);
+    expect(half.schedule.value.dtype).toBe('float16');
+    const dbl = await readOptimizerState(f('tf_keras_f64.h5').file);
+    expect(dbl.slots.every((s) => s.value.dtype === 'float64')).toBe(true);
+    expect(dbl.schedule.value.get(0)).toBe(f('tf_keras_f64.h5').momentum_cache);
+    expect(dbl.weights[0]!.value.dtype).toBe('int64');
+  });
+
+  it('ties tf.keras slots by name: Nadam/dense/kernel/m:0 belongs to dense/kernel', async () => {
+    const state = await readOptimizerState(f('tf_keras_h5py2.h5').file);
+    expect(state.slots[0]).toMatchObject({ variable: 'dense/kernel', slot: 'm', weightName: 'Nadam/dense/kernel/m:0' });
+    expect(state.slots[4]).toMatchObject({ variable: 'dense/kernel', slot: 'v' });
+    expect(state.config).toMatchObject({ name: 'Nadam', decay: 0.004 });
+    expect(state.kerasVersion).toBe('2.4.0');
+    expect(state.stringStyle).toBe('fixed');
+    expect((await readOptimizerState(f('tf_keras_h5py3.h5').file)).stringStyle).toBe('vlen');
+  });
+
+  it('reads weight_names chunked past 64512 bytes (weight_names0, weight_names1, ...)', async () => {
+    const dump = h5pyDump(f('tf_keras_chunked.h5').file);
+    expect(Object.keys(dump.attrs['optimizer_weights']!)).toContain('weight_names1');
+    const state = await readOptimizerState(f('tf_keras_chunked.h5').file);
+    expect(state.weights).toHaveLength(1202);
+  });
+
+  it('Keras 2.2: m_schedule is reconstructed from iterations and config, and says so', async () => {
+    const info = f('keras2_2.2.4.h5');
+    const state = await readOptimizerState(info.file);
+    expect(state.keras2Layout).toBe('2.2');
+    expect(state.schedule.reconstructed).toBe(true);
+    expect(state.notes.join(' ')).toMatch(/m_schedule is not saved by Keras 2\.2: reconstructed/);
+    // kerasopt's float32 product against numpy's own float32 ops (the helper's independent computation)
+    const ours = state.schedule.value.get(0);
+    expect(ours).toBe(reconstructMSchedule(state.config, info.iterations!));
+    const ulps = Math.abs(new Int32Array(new Float32Array([ours]).buffer)[0]! - new Int32Array(new Float32Array([info.m_schedule!]).buffer)[0]!);
+    expect(ulps).toBeLessThanOrEqual(1);
+    expect(arith('float32').cast(ours)).toBe(ours);
+    const saved = await readOptimizerState(f('keras2_2.3.1.h5').file);
+    expect(saved.keras2Layout).toBe('2.3');
+    expect(saved.schedule.reconstructed).toBe(false);
+    expect(saved.schedule.value.get(0)).toBe(f('keras2_2.3.1.h5').m_schedule);
+  });
+
+  it('Keras 3 .keras archive: config from config.json, weights from model.weights.h5', async () => {
+    const info = f('keras3.keras');
+    const state = await readOptimizerState(info.file);
+    expect(state.format).toBe('keras3-archive');
+    expect(state.kerasVersion).toBe('3.3.3');
+    expect(state.config).toMatchObject({ name: 'nadam', beta_1: 0.9 });
+    expect(state.iterations).toBe(6);
+    expect(state.schedule).toMatchObject({ name: 'u_product', reconstructed: false });
+    expect(state.schedule.value.get(0)).toBe(info.u_product);
+    expect(state.slots.map((s) => s.variable).slice(0, 4)).toEqual(['layers/dense/vars/0', 'layers/dense/vars/1', 'layers/dense_1/vars/0', 'layers/dense_1/vars/1']);
+  });
+
+  it('reports progress per dataset', async () => {
+    const seen: number[] = [];
+    await readOptimizerState(f('tf_keras_h5py3.h5').file, { onProgress: (done) => seen.push(done) });
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+});
+
+describe('the real corpus (../shared/corpus/real)', () => {
+  const files = corpusFiles();
+  it('reads every real file and matches h5py on every weight', async () => {
+    if (files.length === 0) {
+      console.warn('\n*** 0 real files checked: ../shared/corpus/real holds no Keras files yet (only PROVENANCE.md). ***\n');
+      return;
+    }
+    if (generatorMissing()) return;
+    for (const file of files) {
+      const state = await readOptimizerState(file);
+      if (state.format === 'keras3-archive') continue; // h5py reads the .h5 inside; covered through the weights below
+      const dump = h5pyDump(file);
+      for (const w of state.weights) {
+        expect(sameBits(w.value, tensorOfDump(dump.datasets[h5pyPath(state, w.name)]!)), `${file}: ${w.name}`).toBe(true);
+      }
+    }
+    console.warn(`\n*** ${files.length} real files checked ***\n`);
+  });
+});

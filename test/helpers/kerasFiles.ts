@@ -1,0 +1,70 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Tensor, type DType } from '../../src/index.js';
+import { missingPython, PYTHON } from './python.js';
+import { execFileSync } from 'node:child_process';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SCRIPT = resolve(HERE, 'keras_files.py');
+
+/** One file made by keras_files.py (never Keras output: see its provenance). */
+export interface MadeFile {
+  file: string;
+  flavour: string | null;
+  provenance?: string;
+  iterations?: number;
+  slots?: number;
+  momentum_cache?: number;
+  m_schedule?: number;
+  m_schedule_saved?: boolean;
+  u_product?: number;
+}
+
+/** Why the generator cannot run (null when h5py and numpy are there; throws in CI). */
+export function generatorMissing(): string | null {
+  return missingPython(['h5py', 'numpy']);
+}
+
+/** Makes the Keras-layout test files in a fresh temporary folder. */
+export function makeKerasFiles(): { dir: string; files: Record<string, MadeFile>; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'kerasopt-files-'));
+  const out = execFileSync(PYTHON, [SCRIPT, 'make', dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  return { dir, files: JSON.parse(out) as Record<string, MadeFile>, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** h5py's reading of an HDF5 file: every attribute (with its string storage) and every dataset's bytes. */
+export interface H5Dump {
+  attrs: Record<string, Record<string, { type: { class: string; vlen?: boolean; size: number | null; strpad?: string }; shape: number[]; value: string | string[] }>>;
+  datasets: Record<string, { dtype: string; shape: number[]; hex: string }>;
+  groups: string[];
+}
+
+export function h5pyDump(file: string): H5Dump {
+  return JSON.parse(execFileSync(PYTHON, [SCRIPT, 'dump', file], { encoding: 'utf8', maxBuffer: 1 << 28 })) as H5Dump;
+}
+
+const NUMPY: Record<string, DType> = { '<f2': 'float16', '<f4': 'float32', '<f8': 'float64', '<i8': 'int64', '<i4': 'int32' };
+
+/** A dumped dataset as a kerasopt tensor (from h5py's bytes, independent of h5wasm). */
+export function tensorOfDump(d: { dtype: string; shape: number[]; hex: string }): Tensor {
+  const dtype = NUMPY[d.dtype];
+  if (!dtype) throw new Error(`unexpected numpy dtype ${d.dtype}`);
+  const b = Buffer.from(d.hex, 'hex');
+  const buf = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  const data = { float16: Uint16Array, float32: Float32Array, float64: Float64Array, int64: BigInt64Array, int32: Int32Array }[dtype];
+  return new Tensor(dtype, d.shape, new data(buf) as never);
+}
+
+/** The real Keras files of the shared corpus (../shared/corpus/real), skipping its PROVENANCE notes. */
+export function corpusFiles(): string[] {
+  const dir = resolve(HERE, '../../../shared/corpus/real');
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    names = [];
+  }
+  return names.filter((n) => /\.(h5|hdf5|keras)$/i.test(n)).map((n) => join(dir, n));
+}
