@@ -157,3 +157,18 @@ describe('loadFixture refuses bad input with an error naming the file and what i
     expect(() => loadFixture(join(dir, 'broken.json'))).toThrow(/broken\.json: not valid JSON/);
   });
 });
+
+describe('the TypeScript writer and the Python writer (scripts/) write the same format', () => {
+  test('every shipped fixture, re-written by writeFixture, gives the same manifest and the same payload bytes', () => {
+    const shipped = shippedFixtures();
+    if (shipped.length === 0) console.warn('\n*** 0 shipped fixtures: the TS/Python writer agreement was NOT checked ***\n');
+    for (const path of shipped) {
+      const f = loadFixture(path);
+      const { format: _f, version: _v, steps: _s, payload: _p, initial: _i, step: _st, ...spec } = f.manifest;
+      const copy = writeFixture(tempDir(), spec, { initial: f.initial, steps: f.steps });
+      expect(JSON.parse(readFileSync(copy, 'utf8')), path).toEqual(JSON.parse(readFileSync(path, 'utf8')));
+      expect(readFileSync(copy.replace(/\.json$/, '.bin')).equals(readFileSync(join(path, '..', f.manifest.payload.file))), path).toBe(true);
+    }
+    console.log(`TS writer re-wrote ${shipped.length} shipped fixture(s) byte for byte`);
+  });
+});
