@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { compileKernel, type KernelSource } from '../src/backends/typed/codegen.js';
 import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS, SCALE_DIV } from '../src/backends/typed/kernels.js';
 import { CHUNK, SIMD_MIN_ELEMENTS, simdKernel, translateToF32x4 } from '../src/backends/typed/simd.js';
-import { TypedArrayBackend } from '../src/backends/typed/index.js';
+import { Float32Arena, TypedArrayBackend } from '../src/backends/typed/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
 /*
@@ -44,17 +44,39 @@ function scalarsFor(source: KernelSource): number[] {
   return Array.from({ length: count }, (_, k) => (rand() < 0.85 ? realistic[k % realistic.length]! : Math.fround((rand() - 0.3) * 2 ** Math.floor(rand() * 60 - 30))));
 }
 
-/** Runs the plain and the wasm kernel on copies of the same random W, M, V, G (G may alias W). */
-function runBoth(source: KernelSource, n: number, scalars: number[], gradientIsVariable = false) {
+type Placement = 'separate' | 'gradient-is-variable' | 'arena' | 'half-in-arena';
+
+/** Copies `arrays` into one arena, each directly followed by sentinel elements that no kernel may touch. */
+function intoArena(arrays: Float32Array[], sentinels: Float32Array[]): Float32Array[] {
+  const n = arrays[0]!.length;
+  const arena = new Float32Arena(arrays.length * (n + 64) + 64);
+  return arrays.map((x) => {
+    const block = arena.allocate(n + 7);
+    const y = block.subarray(0, n);
+    y.set(x);
+    const sentinel = block.subarray(n);
+    sentinel.fill(12345.5);
+    sentinels.push(sentinel);
+    return y;
+  });
+}
+
+/** Runs the plain and the wasm kernel on copies of the same random W, M, V, G, placed as asked. */
+function runBoth(source: KernelSource, n: number, scalars: number[], placement: Placement = 'separate') {
   const fresh = [randomFloat32(n), randomFloat32(n), randomFloat32(n, { positive: true }), randomFloat32(n)];
-  const arrange = () => {
+  const sentinels: Float32Array[] = [];
+  const arrange = (forSimd: boolean) => {
     const c = fresh.map((x) => x.slice());
-    return gradientIsVariable ? [c[0]!, c[1]!, c[2]!, c[0]!] : c;
+    if (placement === 'gradient-is-variable') return [c[0]!, c[1]!, c[2]!, c[0]!];
+    if (forSimd && placement === 'arena') return intoArena(c, sentinels);
+    if (forSimd && placement === 'half-in-arena') return [...intoArena(c.slice(0, 2), sentinels), c[2]!, c[3]!];
+    return c;
   };
-  const a = arrange();
-  const b = arrange();
+  const a = arrange(false);
+  const b = arrange(true);
   compileKernel(source, 'float32', { simd: false })(a[0], a[1], a[2], a[3], n, ...scalars);
   compileKernel(source, 'float32')(b[0], b[1], b[2], b[3], n, ...scalars);
+  for (const s of sentinels) expect([...s].every((x) => x === 12345.5)).toBe(true);
   return { plain: a.slice(0, 3).map(bitsOf), simd: b.slice(0, 3).map(bitsOf) };
 }
 
@@ -91,10 +113,35 @@ describe('float32 dense kernels: wasm f32x4 against Math.fround', () => {
     });
 
     test(`${source.name}: aliased arrays (gradient is the variable) behave as the plain kernel`, () => {
-      const { plain, simd } = runBoth(source, 3000, scalarsFor(source), true);
+      const { plain, simd } = runBoth(source, 3000, scalarsFor(source), 'gradient-is-variable');
       expect(simd).toEqual(plain);
     });
   }
+
+  for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3]) {
+    test(`${source.name}: in place in a Float32Arena (tails of 0-3 elements, neighbours untouched), or half in one`, () => {
+      for (const n of [SIMD_MIN_ELEMENTS, SIMD_MIN_ELEMENTS + 1, 1001, 1002, CHUNK + 3]) {
+        for (const placement of ['arena', 'half-in-arena'] as const) {
+          const { plain, simd } = runBoth(source, n, scalarsFor(source), placement);
+          expect(simd).toEqual(plain);
+        }
+      }
+    });
+  }
+
+  test('a Float32Arena refuses what it cannot hold, and hands out aligned, zeroed, disjoint arrays', () => {
+    const arena = new Float32Arena(100);
+    const a = arena.allocate(10);
+    const b = arena.zeros([2, 3]);
+    expect(a.byteOffset % 64).toBe(0);
+    expect(b.data.byteOffset % 64).toBe(0);
+    expect(b.data.byteOffset).toBeGreaterThanOrEqual(a.byteOffset + a.byteLength);
+    expect([...b.data].every((x) => x === 0)).toBe(true);
+    expect(Float32Arena.of(a)).toBe(arena);
+    expect(Float32Arena.of(new Float32Array(4))).toBeUndefined();
+    expect(() => arena.allocate(arena.remaining + 1)).toThrow(/full/);
+    expect(() => new Float32Arena(-1)).toThrow(/capacity/);
+  });
 
   test('the backend uses the fast path transparently and keeps the plain kernel bits', () => {
     const n = 5000;

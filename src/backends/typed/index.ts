@@ -3,6 +3,7 @@ import type { FloatDType } from '../../tensor/dtype.js';
 import { Tensor, type FloatTensor } from '../../tensor/tensor.js';
 import type { Backend, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
 import { compileKernel } from './codegen.js';
+export { Float32Arena } from './arena.js';
 import {
   CLIP_BY_VALUE,
   NADAM_DENSE_KERAS3,

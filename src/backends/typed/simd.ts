@@ -1,5 +1,6 @@
 import type { CompiledKernel, KernelSource } from './codegen.js';
-import { F32, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, type FunctionSpec } from './wasmBinary.js';
+import { Float32Arena } from './arena.js';
+import { F32, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, wasmApi, type FunctionSpec, type WasmMemory } from './wasmBinary.js';
 
 /*
  * The float32 fast path: a dense kernel's own source, translated statement by statement into a
@@ -188,31 +189,36 @@ function overlapping(arrays: readonly Float32Array[]): boolean {
   return false;
 }
 
-/** The slice of the WebAssembly JS API used here (lib.dom's typings are not part of this ES2022 build). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: Record<string, unknown> };
-}
-
-const wasmApi = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-
 /**
  * The float32 kernel backed by wasm f32x4, or null when the source is untranslatable or wasm SIMD is
- * unavailable. Each call copies `chunk` elements of every array into wasm memory, runs, and copies the
- * written arrays back. It defers to `scalar` (the Math.fround kernel of the same source) when the tensor
- * is small, when a scalar argument is not exactly a float32 (the plain kernel would use its double
- * value), or when two arrays overlap (the chunked copies would not see each other's writes).
+ * unavailable. When every array lives in the same Float32Arena it runs in place in the arena's memory;
+ * otherwise each call copies `chunk` elements of every array into the kernel's own wasm memory, runs,
+ * and copies the written arrays back. It defers to `scalar` (the Math.fround kernel of the same
+ * source) when the tensor is small, when a scalar argument is not exactly a float32 (the plain kernel
+ * would use its double value), when an array is shorter than n, or when two arrays overlap (the
+ * vector loop would not see the other's writes element by element).
  */
 export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk = CHUNK): CompiledKernel | null {
   const translated = translateToF32x4(source);
   if (!('spec' in translated) || !wasmApi) return null;
+  const api = wasmApi;
   const arrayNames = source.params.filter((p) => source.floatArrays.includes(p));
   const bytes = moduleBytes(translated.spec, Math.ceil((arrayNames.length * chunk * 4) / 65536));
-  if (!wasmApi.validate(bytes)) return null;
-  const { exports } = new wasmApi.Instance(new wasmApi.Module(bytes));
+  const inPlaceBytes = moduleBytes(translated.spec, 'import');
+  if (!api.validate(bytes) || !api.validate(inPlaceBytes)) return null;
+  const { exports } = new api.Instance(new api.Module(bytes));
   const run = exports.run as (...args: number[]) => void;
-  const buffer = (exports.memory as { buffer: ArrayBuffer }).buffer;
+  const buffer = (exports.memory as WasmMemory).buffer;
+  const inPlaceModule = new api.Module(inPlaceBytes);
+  const inArena = new WeakMap<Float32Arena, (...args: number[]) => void>();
+  const runIn = (arena: Float32Arena) => {
+    let f = inArena.get(arena);
+    if (!f) {
+      f = new api.Instance(inPlaceModule, { env: { memory: arena.memory } }).exports.run as (...args: number[]) => void;
+      inArena.set(arena, f);
+    }
+    return f;
+  };
 
   const arrayAt = arrayNames.map((a) => source.params.indexOf(a));
   const written = source.writes.map((w) => arrayNames.indexOf(w));
@@ -222,6 +228,18 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
   const callArgs = [...slots.map((s) => s.byteOffset), 0, ...scalarAt.map(() => 0)];
   const lengthArg = arrayNames.length;
 
+  /** Whole vectors in place; the last n % 4 elements by the plain kernel on subarrays. */
+  const inPlace = (arena: Float32Arena, arrays: Float32Array[], n: number, args: unknown[]): void => {
+    const vectors = n & ~3;
+    const inPlaceArgs = [...arrays.map((a) => a.byteOffset), vectors * 4, ...callArgs.slice(lengthArg + 1)];
+    runIn(arena)(...inPlaceArgs);
+    if (vectors === n) return;
+    const tail = [...args];
+    arrayAt.forEach((k, j) => (tail[k] = arrays[j]!.subarray(vectors)));
+    tail[nAt] = n - vectors;
+    scalar(...tail);
+  };
+
   const kernel = (...args: unknown[]): unknown => {
     const n = args[nAt] as number;
     const arrays = arrayAt.map((k) => args[k] as Float32Array);
@@ -230,7 +248,9 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
       if (Math.fround(x) !== x && x === x) return scalar(...args);
       callArgs[lengthArg + 1 + s] = x;
     }
-    if (n < SIMD_MIN_ELEMENTS || overlapping(arrays)) return scalar(...args);
+    if (n < SIMD_MIN_ELEMENTS || arrays.some((a) => a.length < n) || overlapping(arrays)) return scalar(...args);
+    const arena = Float32Arena.of(arrays[0]!);
+    if (arena && arrays.every((a) => a.buffer === arrays[0]!.buffer)) return inPlace(arena, arrays, n, args);
     for (let start = 0; start < n; start += chunk) {
       const length = Math.min(chunk, n - start);
       for (let k = 0; k < arrays.length; k++) slots[k]!.set(arrays[k]!.subarray(start, start + length));

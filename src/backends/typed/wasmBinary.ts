@@ -91,20 +91,42 @@ export interface FunctionSpec {
 }
 
 /**
- * A module with one memory of `pages` 64 KiB pages exported as `memory`, and one function
- * (no results) exported as `run`.
+ * A module with one function (no results) exported as `run`, and one memory: its own of `pages`
+ * 64 KiB pages, exported as `memory`, or (pages = 'import') one imported as `env.memory`.
  */
-export function moduleBytes(fn: FunctionSpec, pages: number): Uint8Array {
+export function moduleBytes(fn: FunctionSpec, pages: number | 'import'): Uint8Array {
   const type = [0x60, ...vector(fn.params.map((t) => [t])), ...vector([])];
   const groupedLocals = fn.locals.map((t) => [...uleb(1), t]);
   const body = [...vector(groupedLocals), ...fn.code, OP.end];
+  const run = [...utf8('run'), 0x00, ...uleb(0)];
+  const memory = pages === 'import'
+    ? section(2, vector([[...utf8('env'), ...utf8('memory'), 0x02, 0x00, ...uleb(0)]]))
+    : section(5, vector([[0x00, ...uleb(pages)]]));
+  const exports = pages === 'import' ? [run] : [run, [...utf8('memory'), 0x02, ...uleb(0)]];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector([type])),
+    ...(pages === 'import' ? memory : []),
     ...section(3, vector([uleb(0)])),
-    ...section(5, vector([[0x00, ...uleb(pages)]])),
-    ...section(7, vector([[...utf8('run'), 0x00, ...uleb(0)], [...utf8('memory'), 0x02, ...uleb(0)]])),
+    ...(pages === 'import' ? [] : memory),
+    ...section(7, vector(exports)),
     ...section(10, vector([[...uleb(body.length), ...body]])),
   ];
   return Uint8Array.from(bytes);
 }
+
+/** A WebAssembly.Memory, as far as kerasopt uses it. */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+
+/** The slice of the WebAssembly JS API used here (lib.dom's typings are not part of this ES2022 build). */
+export interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports?: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+}
+
+/** The WebAssembly API of this runtime, if any. */
+export const wasmApi: WasmApi | undefined = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
