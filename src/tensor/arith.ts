@@ -1,5 +1,6 @@
 import type { FloatDType } from './dtype.js';
 import { roundToHalf } from './float16.js';
+import { powFloat32, powFloat64 } from './pow.js';
 
 /**
  * Scalar arithmetic in one float dtype, one rounding per operation, as TF evaluates a graph of
@@ -18,9 +19,10 @@ export interface Arith {
   div(a: number, b: number): number;
   sqrt(a: number): number;
   /**
-   * pow in the dtype. float32: the correctly rounded powf value, which is what glibc's powf (used by
-   * TF's CPU Pow kernel) returns for the exponents Nadam uses; test/pow.test.ts checks this against
-   * C powf through numpy. float16: computed as float32 then rounded to half, as Eigen does.
+   * pow in the dtype, correctly rounded (src/tensor/pow.ts). TF's CPU Pow kernel calls the C library
+   * (powf / pow); glibc's are not always correctly rounded, and test/pow.test.ts measures where they
+   * differ for the exponents Nadam uses (README "Numerical promises"). float16: the float32 result
+   * rounded to half, as Eigen computes half pow through powf.
    */
   pow(a: number, b: number): number;
 }
@@ -41,9 +43,9 @@ function makeArith(dtype: FloatDType, cast: (x: number) => number, pow: (a: numb
 const identity = (x: number): number => x;
 
 const ARITH: Record<FloatDType, Arith> = {
-  float64: makeArith('float64', identity, (a, b) => Math.pow(a, b)),
-  float32: makeArith('float32', Math.fround, (a, b) => Math.fround(Math.pow(a, b))),
-  float16: makeArith('float16', roundToHalf, (a, b) => roundToHalf(Math.fround(Math.pow(a, b)))),
+  float64: makeArith('float64', identity, powFloat64),
+  float32: makeArith('float32', Math.fround, powFloat32),
+  float16: makeArith('float16', roundToHalf, (a, b) => roundToHalf(powFloat32(a, b))),
 };
 
 /** The scalar arithmetic of `dtype`. */
