@@ -17,8 +17,20 @@ export {
   type Initializer,
   type LossFunction,
 } from './optimizers/optimizer.js';
-export type { LearningRateSchedule } from './optimizers/schedules.js';
+export {
+  ExponentialDecay,
+  InverseTimeDecay,
+  PiecewiseConstantDecay,
+  PolynomialDecay,
+  SCHEDULE_CLASSES,
+  isLearningRateSchedule,
+  type LearningRateSchedule,
+  type DecayOptions,
+  type PiecewiseOptions,
+  type PolynomialOptions,
+} from './optimizers/schedules.js';
 export { Nadam, type NadamOptions } from './optimizers/nadam/index.js';
 export type { NadamHyperparameters } from './optimizers/nadam/hyper.js';
 export * from './onnx/index.js';
 export * from './parity/index.js';
+export * from './config/index.js';

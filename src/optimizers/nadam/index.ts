@@ -117,6 +117,11 @@ export class Nadam extends Optimizer {
     return new Nadam({ ...nadamOptionsFromConfig(config, options), backend: options.backend });
   }
 
+  /** The Keras release whose config layout getConfig() writes. */
+  get dialect(): ConfigDialect {
+    return this.configExtras.dialect;
+  }
+
   /** The Keras config, key for key as the dialect's get_config() writes it (see README "Configs"). */
   getConfig(): Record<string, unknown> {
     return nadamConfig({

@@ -1,0 +1,91 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { convertConfig } from '../../config/convert.js';
+import { LAYOUTS, isDialect } from '../../config/dialects.js';
+import { dumpsPython } from '../../config/pyjson.js';
+import { deserialize, nadamEnvelope, serialize } from '../../config/serialize.js';
+import { readOptimizerConfigFile } from '../../config/sources.js';
+import { KerasValueError } from '../../errors.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { isFlavour } from '../../optimizers/flavour.js';
+import type { Nadam } from '../../optimizers/nadam/index.js';
+import type { Command } from '../command.js';
+
+interface Streams {
+  readonly stdout: { write(s: string): unknown };
+  readonly stderr: { write(s: string): unknown };
+}
+
+const USAGE = `config show FILE [--json]
+    Prints the optimizer config in FILE (a serialized optimizer, a tf.keras/Keras 2 training_config,
+    or a Keras 3 config.json; .h5 and .keras when their reader is registered), where it was found,
+    its detected flavour and Keras release with the evidence, and the config exactly as Keras writes it.
+  config convert FILE --to keras3|tf-keras|keras2 [--dialect D] [-o OUT]
+    Converts the optimizer to another flavour and writes the serialized optimizer as the target Keras
+    writes it (stdout, or OUT written atomically); lists every change in behaviour on stderr.`;
+
+async function show(file: string, json: boolean, io: Streams): Promise<number> {
+  const found = await readOptimizerConfigFile(file);
+  const opt = deserialize(found.envelope ?? found.config, { file, onWarning: (m) => io.stderr.write(`warning: ${m}\n`) }) as Nadam;
+  const d = found.detection;
+  const written = serialize(opt);
+  if (json) {
+    io.stdout.write(
+      `${dumpsPython({ file, origin: found.origin, path: found.envelopePath, kind: found.kind, class_name: found.className, flavour: d.flavour, dialect: d.dialect, evidence: d.evidence, certain: d.certain, config: found.config, as_keras_writes_it: written })}\n`,
+    );
+    return 0;
+  }
+  const same = dumpsPython(written['config']) === dumpsPython(found.config);
+  io.stdout.write(
+    [
+      `file:     ${file} (${found.origin})`,
+      `found at: ${found.envelopePath || 'the top level'} (${found.kind})`,
+      `class:    ${found.className}${found.registeredName ? ` (registered as ${found.registeredName})` : ''}`,
+      `flavour:  ${d.flavour}${d.certain ? '' : ' (a guess: nothing in the config tells the flavours apart)'}`,
+      `release:  ${d.dialect}: ${LAYOUTS[d.dialect].writtenBy}`,
+      `evidence: ${d.evidence}`,
+      `config:   ${dumpsPython(found.config)}`,
+      same ? 'Keras writes this config back unchanged.' : `Keras writes it back as: ${dumpsPython(written)}`,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}
+
+async function convert(file: string, to: string | undefined, dialect: string | undefined, out: string | undefined, io: Streams): Promise<number> {
+  if (!isFlavour(to)) throw new KerasValueError(`--to must be keras3, tf-keras or keras2, got ${to === undefined ? 'nothing' : `'${to}'`}`);
+  if (dialect !== undefined && !isDialect(dialect)) throw new KerasValueError(`--dialect must be one of ${Object.keys(LAYOUTS).join(', ')}, got '${dialect}'`);
+  const found = await readOptimizerConfigFile(file);
+  deserialize(found.envelope ?? found.config, { file, onWarning: () => {} });
+  const result = convertConfig(found.config, { to, ...(dialect ? { dialect } : {}), fromDialect: found.detection.dialect });
+  const text = `${dumpsPython(nadamEnvelope(result.config, result.dialect))}\n`;
+  io.stderr.write(`converted ${found.detection.flavour} (${found.detection.dialect}) to ${to} (${result.dialect}); changes in behaviour:\n`);
+  io.stderr.write(result.changes.length ? result.changes.map((c) => `  - ${c}\n`).join('') : '  (none)\n');
+  if (out) writeFileAtomic(resolve(out), text);
+  else io.stdout.write(text);
+  return 0;
+}
+
+/** `kerasopt config`, writing to the given streams (the CLI passes process.stdout/stderr). */
+export function createConfigCommand(io: Streams = { stdout: process.stdout, stderr: process.stderr }): Command {
+  return {
+    name: 'config',
+    usage: USAGE,
+    async run(argv) {
+      const [sub, ...rest] = argv;
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { json: { type: 'boolean' }, to: { type: 'string' }, dialect: { type: 'string' }, out: { type: 'string', short: 'o' } },
+      });
+      if ((sub !== 'show' && sub !== 'convert') || positionals.length !== 1) {
+        io.stderr.write(`usage: kerasopt ${USAGE}\n`);
+        return 2;
+      }
+      const file = positionals[0]!;
+      if (sub === 'show') return show(file, values.json === true, io);
+      return convert(file, values.to, values.dialect, values.out, io);
+    },
+  };
+}
+
+export const config: Command = createConfigCommand();

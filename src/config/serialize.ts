@@ -1,0 +1,111 @@
+import type { Backend } from '../backends/backend.js';
+import { KerasValueError } from '../errors.js';
+import type { Flavour } from '../optimizers/flavour.js';
+import { Nadam } from '../optimizers/nadam/index.js';
+import { lookupCustom, type CustomObjects } from './customObjects.js';
+import { LAYOUTS, type ConfigDialect } from './dialects.js';
+import { locateOptimizer, type LocatedOptimizer } from './document.js';
+import { ConfigError, joinPath } from './errors.js';
+import { nadamOptionsFromConfig } from './fromConfig.js';
+import { parsePythonJson } from './pyjson.js';
+import { relayout } from './relayout.js';
+
+/** The Keras 3 module of built-in optimizers. */
+export const OPTIMIZERS_MODULE = 'keras.optimizers';
+
+/** Optimizer classes of Keras (all versions), lower-cased; kerasopt implements only Nadam. */
+const KERAS_OPTIMIZERS = new Set([
+  'sgd', 'rmsprop', 'adagrad', 'adadelta', 'adam', 'adamax', 'adamw', 'ftrl', 'lion', 'adafactor', 'muon',
+  'lossscaleoptimizer', 'lossscaleoptimizerv3', 'tfoptimizer', 'experimentaladam', 'experimentalsgd',
+  'experimentaladagrad', 'experimentaladadelta', 'schedulefreeadamw', 'schedulefreesgd', 'multioptimizer',
+]);
+
+/** Class names Keras resolves to its Nadam: any case of "nadam" (Keras lower-cases built-ins), and TF 2.11+'s registered "Custom>Nadam". */
+export function isNadamClassName(name: string): boolean {
+  return name.toLowerCase() === 'nadam' || name === 'Custom>Nadam';
+}
+
+export interface SerializeOptions {
+  /** Must be the optimizer's own flavour if given; use convertConfig to change flavour (it lists what changes). */
+  readonly flavour?: Flavour;
+  /** Another release of the same flavour (e.g. 'keras-2.3' for a 'keras-2.2' Nadam); default: the optimizer's. */
+  readonly dialect?: ConfigDialect;
+}
+
+/**
+ * Serializes a Nadam as its Keras does: `{"class_name": "Nadam", "config": {...}}` for tf.keras and
+ * standalone Keras 2, `{"module": "keras.optimizers", "class_name": "Nadam", "config": {...},
+ * "registered_name": null}` for Keras 3. Write it with {@link dumpsPython} for Keras's exact bytes.
+ */
+export function serialize(optimizer: Nadam, options: SerializeOptions = {}): Record<string, unknown> {
+  if (options.flavour && options.flavour !== optimizer.flavour) {
+    throw new KerasValueError(
+      `this Nadam runs the ${optimizer.flavour} flavour; serializing it as ${options.flavour} would change its behaviour. Use convertConfig(config, { to: '${options.flavour}' }), which lists what changes.`,
+    );
+  }
+  const dialect = options.dialect ?? optimizer.dialect;
+  if (LAYOUTS[dialect].flavour !== optimizer.flavour) throw new KerasValueError(`dialect ${dialect} is not a ${optimizer.flavour} dialect`);
+  const config = dialect === optimizer.dialect ? optimizer.getConfig() : relayout(optimizer.getConfig(), optimizer.dialect, dialect);
+  return nadamEnvelope(config, dialect);
+}
+
+/** Wraps a Nadam config in the envelope its dialect's Keras writes. */
+export function nadamEnvelope(config: Record<string, unknown>, dialect: ConfigDialect): Record<string, unknown> {
+  if (LAYOUTS[dialect].envelope === 'module') return { module: OPTIMIZERS_MODULE, class_name: 'Nadam', config, registered_name: null };
+  return { class_name: 'Nadam', config };
+}
+
+export interface DeserializeOptions {
+  /** Classes the caller allows (custom optimizers or schedules); nothing else is ever resolved. */
+  readonly customObjects?: CustomObjects;
+  /** Overrides the detected flavour / dialect. */
+  readonly flavour?: Flavour;
+  readonly dialect?: ConfigDialect;
+  readonly backend?: string | Backend;
+  readonly onWarning?: (message: string) => void;
+  /** Names the source in error messages. */
+  readonly file?: string;
+}
+
+function refuseClass(found: LocatedOptimizer, file?: string): never {
+  const at = joinPath(found.envelopePath, 'class_name');
+  const name = found.registeredName ?? found.className;
+  if (KERAS_OPTIMIZERS.has(found.className.toLowerCase())) {
+    throw new ConfigError(at, `the optimizer at ${at} is Keras's '${found.className}': kerasopt implements Nadam only`, file);
+  }
+  throw new ConfigError(at, `unknown optimizer class '${name}' at ${at}: not a Keras optimizer kerasopt implements (Nadam), and not registered in customObjects`, file);
+}
+
+/**
+ * Recreates an optimizer from JSON text or a parsed document (anything {@link locateOptimizer}
+ * reads). Nadam in any spelling Keras accepts gives a kerasopt Nadam of the detected flavour; any
+ * other class is built only from `customObjects` (its `fromConfig`), never by evaluating anything.
+ */
+export function deserialize(json: string | unknown, options: DeserializeOptions = {}): Nadam | object {
+  const file = options.file;
+  const doc = typeof json === 'string' ? parsePythonJson(json, file ?? 'JSON text') : json;
+  const found = locateOptimizer(doc, file);
+  const custom =
+    found.registeredName != null && !isNadamClassName(found.registeredName)
+      ? lookupCustom(options.customObjects, found.registeredName)
+      : isNadamClassName(found.className)
+        ? undefined
+        : lookupCustom(options.customObjects, found.className);
+  if (custom) return custom.fromConfig({ ...found.config });
+  if (!isNadamClassName(found.className) || (found.registeredName != null && !isNadamClassName(found.registeredName))) refuseClass(found, file);
+  if (found.module != null && found.module !== OPTIMIZERS_MODULE) {
+    const at = joinPath(found.envelopePath, 'module');
+    throw new ConfigError(at, `module '${found.module}' at ${at} is not ${OPTIMIZERS_MODULE}, where Keras 3 keeps Nadam`, file);
+  }
+  const d = found.detection;
+  const dialect = options.dialect ?? (options.flavour && options.flavour !== d.flavour ? undefined : d.dialect);
+  const opts = nadamOptionsFromConfig(found.config, {
+    flavour: options.flavour ?? (options.dialect ? LAYOUTS[options.dialect].flavour : d.flavour),
+    dialect,
+    customObjects: options.customObjects,
+    onWarning: options.onWarning,
+    path: found.configPath,
+    file,
+  });
+  return new Nadam({ ...opts, backend: options.backend });
+}
