@@ -162,6 +162,18 @@ describe('kerasopt parity', () => {
     expect((await cli([good])).err).toBe('');
   });
 
+  test('--backend onnx replays through onnxruntime, and the report says which backend ran', async () => {
+    const dir = tempDir();
+    const good = await nadamFixture(dir, { name: 'good', steps: 3 });
+    const r = await cli([good, '--backend', 'onnx']);
+    expect(r.out).toContain('compared with backend onnx');
+    expect(r.code).toBe(0);
+  });
+
+  test('an unknown option is a parse error (main maps it to exit 2)', async () => {
+    await expect(cli(['--jsn', 'x.json'])).rejects.toMatchObject({ code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' });
+  });
+
   test('parseTolerance', () => {
     expect(parseTolerance('exact')).toEqual({ kind: 'exact' });
     expect(parseTolerance('ulp:4')).toEqual({ kind: 'ulp', maxUlp: 4 });
