@@ -6,6 +6,7 @@ import { FormatError, KerasValueError } from '../errors.js';
 import { replaceFileAtomically } from '../io/atomic.js';
 import type { Nadam } from '../optimizers/nadam/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Variable } from '../tensor/variable.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import { H5File } from './hdf5.js';
 import { optimizerFromModelConfig } from './keras3.js';
@@ -31,6 +32,12 @@ export interface SaveOptions extends ArchiveLimits {
    * so that a read-write round trip writes the same objects.
    */
   like?: KerasOptimizerState;
+  /**
+   * Model variables to write back too (e.g. after training in JavaScript), by the names the read
+   * state gives them ('dense/kernel', or 'layers/dense/vars/0' for Keras 3). Each must exist in the
+   * file with the same dtype and shape; it is overwritten in place.
+   */
+  modelVariables?: readonly Variable[];
   /** @internal Test hook called after each dataset write; a throw aborts the save midway. */
   afterWrite?: (name: string) => void;
 }
@@ -67,6 +74,7 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
     try {
       if (format === 'keras3-weights-h5') writeKeras3(h, weights, options);
       else writeLegacy(h, optimizer, weights, format, options);
+      writeModelVariables(h, options.modelVariables ?? []);
     } finally {
       h.close();
     }
@@ -189,6 +197,22 @@ function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): 
   }
 }
 
+/** Overwrites model weights in place, found by the names readOptimizerState gives them. */
+function writeModelVariables(h: H5File, variables: readonly Variable[]): void {
+  if (variables.length === 0) return;
+  const paths = new Map<string, string>();
+  if (h.kind('model_weights') === 'group') {
+    for (const layer of readNameList(h, 'model_weights', 'layer_names') ?? []) {
+      for (const w of readNameList(h, `model_weights/${layer}`, 'weight_names') ?? []) paths.set(w.replace(/:\d+$/, ''), `model_weights/${layer}/${w}`);
+    }
+  }
+  for (const v of variables) {
+    const path = paths.get(v.name) ?? (v.name.startsWith('layers/') && h.kind(v.name) === 'dataset' ? v.name : undefined);
+    if (!path) throw new KerasValueError(`${h.label} has no model weight named '${v.name}' to write back`);
+    h.overwriteTensor(path, v.value);
+  }
+}
+
 async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight[], options: SaveOptions): Promise<void> {
   if (!existsSync(file)) throw new KerasValueError(`${file} does not exist: kerasopt updates the optimizer state of an existing .keras archive (it holds the model), it does not create one`);
   const archive = await Archive.open(file, options);
@@ -201,6 +225,7 @@ async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight
     const h = await H5File.open(h5path, 'a', `${file}:model.weights.h5`);
     try {
       writeKeras3(h, weights, options);
+      writeModelVariables(h, options.modelVariables ?? []);
     } finally {
       h.close();
     }

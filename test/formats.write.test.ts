@@ -1,0 +1,176 @@
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { optimizerFromState, readOptimizerState, saveOptimizerState, type KerasOptimizerState } from '../src/formats/index.js';
+import { sameBits } from '../src/formats/state.js';
+import { KerasValueError, Nadam, Tensor, UnsupportedDTypeError, Variable } from '../src/index.js';
+import { generatorMissing, h5pyDump, makeKerasFiles, type H5Dump } from './helpers/kerasFiles.js';
+import { python } from './helpers/python.js';
+
+const missing = generatorMissing();
+let made: ReturnType<typeof makeKerasFiles>;
+beforeAll(() => {
+  if (!missing) made = makeKerasFiles();
+});
+afterAll(() => made?.cleanup());
+
+let n = 0;
+/** A private copy of a made file, so tests never change each other's inputs. */
+function copy(name: string): string {
+  const dest = join(made.dir, `copy${n++}_${name}`);
+  copyFileSync(made.files[name]!.file, dest);
+  return dest;
+}
+
+function subtree(d: H5Dump, prefix: string): H5Dump['datasets'] {
+  return Object.fromEntries(Object.entries(d.datasets).filter(([k]) => k.startsWith(prefix)));
+}
+
+describe.skipIf(missing !== null)('writing optimizer state', () => {
+  const files = ['tf_keras_h5py2.h5', 'tf_keras_h5py3.h5', 'tf_keras_f16.h5', 'tf_keras_f64.h5', 'keras2_2.2.4.h5', 'keras2_2.3.1.h5', 'keras3.weights.h5', 'keras3.keras'];
+
+  it.each(files)('%s: read, write back, read again changes no bit', async (name) => {
+    const file = copy(name);
+    const before = readFileSync(file);
+    const state = await readOptimizerState(file);
+    const { optimizer } = optimizerFromState(state);
+    await saveOptimizerState(file, optimizer, { like: state });
+    const again = await readOptimizerState(file);
+    expect(again.weights.map((w) => w.name)).toEqual(state.weights.map((w) => w.name));
+    again.weights.forEach((w, i) => expect(sameBits(w.value, state.weights[i]!.value), w.name).toBe(true));
+    expect(again.config).toEqual(state.config);
+    // HDF5 files come back byte for byte (same values written in place, configs unchanged)
+    if (!name.endsWith('.keras')) expect(readFileSync(file).equals(before)).toBe(true);
+  });
+
+  it.each([
+    ['tf_keras_h5py3.h5', 'vlen'],
+    ['tf_keras_h5py2.h5', 'fixed'],
+    ['keras2_2.2.4.h5', 'fixed'],
+    ['keras2_2.3.1.h5', 'fixed'],
+    ['keras3.weights.h5', 'vlen'],
+  ] as const)('a new file has the Keras layout of %s (names, order, shapes, dtypes, string kinds, per h5py)', async (name, style) => {
+    const state = await readOptimizerState(made.files[name]!.file);
+    const { optimizer } = optimizerFromState(state);
+    const out = join(made.dir, `new${n++}_${name}`);
+    await saveOptimizerState(out, optimizer, { like: state, stringStyle: style });
+    const keras = h5pyDump(made.files[name]!.file);
+    const ours = h5pyDump(out);
+    const prefix = state.flavour === 'keras3' ? 'optimizer/' : 'optimizer_weights/';
+    const k = subtree(keras, prefix);
+    const o = subtree(ours, prefix);
+    expect(Object.keys(o).sort()).toEqual(Object.keys(k).sort());
+    for (const p of Object.keys(k)) expect(o[p], p).toEqual(k[p]);
+    if (state.flavour !== 'keras3') {
+      const kn = keras.attrs['optimizer_weights']!['weight_names']!;
+      const on = ours.attrs['optimizer_weights']!['weight_names']!;
+      expect(on.value).toEqual(kn.value);
+      expect(on.shape).toEqual(kn.shape);
+      expect(on.type.vlen).toBe(kn.type.vlen);
+      expect(on.type.size).toBe(kn.type.size);
+      // known difference: h5wasm writes fixed-length strings NULLTERM where h5py writes NULLPAD
+      if (!kn.type.vlen) expect([kn.type.strpad, on.type.strpad]).toEqual(['nullpad', 'nullterm']);
+      const kt = keras.attrs['/']!['training_config']!;
+      const ot = ours.attrs['/']!['training_config']!;
+      expect(ot.type.vlen).toBe(kt.type.vlen);
+      const optimizerConfig = (v: string | string[]): unknown => (JSON.parse(v as string) as { optimizer_config: unknown }).optimizer_config;
+      expect(optimizerConfig(ot.value)).toEqual(optimizerConfig(kt.value));
+    }
+  });
+
+  it('into a model file without optimizer state: adds optimizer_weights and training_config, touches nothing else', async () => {
+    const file = copy('no_optimizer.h5');
+    const before = h5pyDump(file);
+    const kernel = new Variable(Tensor.zeros('float32', [3, 4]), { name: 'dense/kernel' });
+    const bias = new Variable(Tensor.zeros('float32', [4]), { name: 'dense/bias' });
+    const opt = new Nadam({ learning_rate: 0.01 });
+    opt.applyGradientsSync([[Tensor.fill('float32', [3, 4], 0.5), kernel], [Tensor.fill('float32', [4], -1), bias]]);
+    await saveOptimizerState(file, opt);
+    const after = h5pyDump(file);
+    expect(subtree(after, 'model_weights/')).toEqual(subtree(before, 'model_weights/'));
+    for (const [k, attrs] of Object.entries(before.attrs)) for (const [a, v] of Object.entries(attrs)) expect(after.attrs[k]![a], `${k} ${a}`).toEqual(v);
+    expect(Object.keys(after.attrs['/']!)).toContain('training_config');
+    const state = await readOptimizerState(file);
+    expect(state.iterations).toBe(1);
+    expect(state.weights.map((w) => w.name)).toEqual(['Nadam/iter:0', 'Nadam/momentum_cache:0', 'Nadam/dense/kernel/m:0', 'Nadam/dense/bias/m:0', 'Nadam/dense/kernel/v:0', 'Nadam/dense/bias/v:0']);
+    state.weights.forEach((w, i) => expect(sameBits(w.value, opt.weights[i]!.value)).toBe(true));
+  });
+
+  it('a failure midway leaves the original file intact and no temporary file behind', async () => {
+    const file = copy('no_optimizer.h5');
+    const before = readFileSync(file);
+    const kernel = new Variable(Tensor.zeros('float32', [3, 4]), { name: 'dense/kernel' });
+    const opt = new Nadam();
+    opt.build([kernel]);
+    let writes = 0;
+    const failing = saveOptimizerState(file, opt, {
+      afterWrite: () => {
+        if (++writes === 2) throw new Error('disk full (simulated)');
+      },
+    });
+    await expect(failing).rejects.toThrow('disk full (simulated)');
+    expect(writes).toBe(2);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('refuses, with the original intact: an unbuilt optimizer, a wrong flavour, a different existing state, a new float16 dataset', async () => {
+    const file = copy('tf_keras_h5py3.h5');
+    const before = readFileSync(file);
+    await expect(saveOptimizerState(file, new Nadam())).rejects.toThrow(/no slots yet/);
+    const k3 = new Nadam({ flavour: 'keras3' });
+    k3.build([new Variable(Tensor.zeros('float32', [2]), { name: 'w' })]);
+    await expect(saveOptimizerState(file, k3)).rejects.toThrow(/keras3 Nadam cannot be written in the tf-keras-h5 layout/);
+    const other = new Nadam();
+    other.build([new Variable(Tensor.zeros('float32', [3, 4]), { name: 'dense/kernel' })]);
+    await expect(saveOptimizerState(file, other)).rejects.toThrow(KerasValueError);
+    expect(readFileSync(file).equals(before)).toBe(true);
+    const half = new Nadam();
+    half.build([new Variable(Tensor.zeros('float16', [2]), { name: 'h' })]);
+    await expect(saveOptimizerState(join(made.dir, `half${n++}.h5`), half)).rejects.toThrow(UnsupportedDTypeError);
+  });
+
+  it('resume: read a tf.keras Nadam file, train 3 steps on the typed backend, save, read back the same state', async () => {
+    const file = copy('tf_keras_h5py3.h5');
+    const state: KerasOptimizerState = await readOptimizerState(file);
+    const { optimizer, variables } = optimizerFromState(state, { backend: 'typed' });
+    for (let step = 0; step < 3; step++) {
+      optimizer.applyGradientsSync(variables.map((v, i) => [Tensor.fill('float32', v.shape, 0.1 * (i + 1) - 0.05 * step), v] as const));
+    }
+    await saveOptimizerState(file, optimizer, { like: state, modelVariables: variables });
+    const back = await readOptimizerState(file);
+    expect(back.iterations).toBe(state.iterations + 3);
+    back.weights.forEach((w, i) => expect(sameBits(w.value, optimizer.weights[i]!.value), w.name).toBe(true));
+    back.variables.forEach((v, i) => expect(sameBits(v.value, variables[i]!.value), v.name).toBe(true));
+    // what Keras's loader does with the file, replayed with h5py (TF itself is not installed)
+    const report = python(KERAS_LOADER_CHECK, [file]);
+    expect(JSON.parse(report)).toEqual({ optimizer: 'Nadam', weights: 10, iterations: state.iterations + 3, shapes_match_model: true, compile_keys: true });
+  });
+});
+
+/**
+ * The steps of tf.keras load_model_from_hdf5 that concern the optimizer: training_config parsed and
+ * its compile arguments present, weight_names read (chunk-aware), one dataset per name, and the
+ * slot shapes equal to the model's trainable weights in order (what set_weights checks).
+ */
+const KERAS_LOADER_CHECK = `
+import sys, json, h5py, numpy as np
+def names(g, n):
+    if n in g.attrs: return [x.decode('utf8') if isinstance(x, bytes) else x for x in g.attrs[n]]
+    out, i = [], 0
+    while '%s%d' % (n, i) in g.attrs:
+        out += [x.decode('utf8') for x in g.attrs['%s%d' % (n, i)]]; i += 1
+    return out
+f = h5py.File(sys.argv[1], 'r')
+tc = f.attrs['training_config']
+tc = json.loads(tc.decode('utf8') if isinstance(tc, bytes) else tc)
+keys = all(k in tc for k in ('loss', 'metrics', 'sample_weight_mode', 'loss_weights'))
+g = f['optimizer_weights']
+ws = [np.asarray(g[n]) for n in names(g, 'weight_names')]
+mw = f['model_weights']
+model = [np.asarray(mw[l][w]) for l in names(mw, 'layer_names') for w in names(mw[l], 'weight_names')]
+slots = ws[2:]
+ok = len(slots) == 2 * len(model) and all(s.shape == m.shape for s, m in zip(slots, model + model))
+print(json.dumps({'optimizer': tc['optimizer_config']['class_name'], 'weights': len(ws), 'iterations': int(ws[0]),
+                  'shapes_match_model': ok, 'compile_keys': keys}))
+`;
