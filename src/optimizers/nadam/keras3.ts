@@ -1,6 +1,6 @@
 import type { Keras3NadamCoefficients } from '../../backends/backend.js';
 import type { Arith } from '../../tensor/arith.js';
-import { momentumAt } from './schedule.js';
+import { decayBase, momentumAt } from './schedule.js';
 
 /**
  * Keras 3 `_backend_update_step`: u_product := (u_product * beta_1) * (1 - 0.5 * 0.96^(t)), once per
@@ -23,13 +23,18 @@ export interface Keras3StepInputs {
   readonly uProduct: number;
 }
 
-/** Keras 3 `Nadam.update_step` scalars for one dtype. */
+/**
+ * Keras 3 `Nadam.update_step` scalars for one dtype. Its `ops.cast(python_float, dtype)` is tf.cast on
+ * the TF backend, which goes through a float32 tensor: beta_1, beta_2 and 0.96 reach a float64
+ * variable as float64(float32(x)) here (u_product's update above converts them directly).
+ */
 export function keras3Coefficients(a: Arith, s: Keras3StepInputs): Keras3NadamCoefficients {
-  const beta1 = a.cast(s.beta_1);
-  const beta2 = a.cast(s.beta_2);
+  const beta1 = a.cast(Math.fround(s.beta_1));
+  const beta2 = a.cast(Math.fround(s.beta_2));
   const t = a.cast(s.iterations + 1);
-  const uT = momentumAt(a, beta1, t, null);
-  const uT1 = momentumAt(a, beta1, a.cast(s.iterations + 2), null);
+  const base = decayBase(a, true);
+  const uT = momentumAt(a, beta1, t, null, base);
+  const uT1 = momentumAt(a, beta1, a.cast(s.iterations + 2), null, base);
   const uProduct = a.cast(s.uProduct);
   return {
     kind: 'keras3',

@@ -1,6 +1,6 @@
 import type { TfKerasNadamCoefficients } from '../../backends/backend.js';
 import type { Arith } from '../../tensor/arith.js';
-import { momentumAt } from './schedule.js';
+import { decayBase, momentumAt } from './schedule.js';
 
 /** Inputs of one step's coefficients in the tf.keras / Keras 2 Nadam. */
 export interface TfKerasStepInputs {
@@ -30,8 +30,10 @@ export function tfKerasCoefficients(a: Arith, s: TfKerasStepInputs): { c: TfKera
   const beta2 = a.cast(s.beta_2);
   const t = s.stepForm === 'add-then-cast' ? a.cast(s.iterations + 1) : a.add(a.cast(s.iterations), 1);
   const tNext = s.stepForm === 'add-then-cast' ? a.cast(s.iterations + 2) : a.add(t, 1);
-  const muT = momentumAt(a, beta1, t, s.schedule_decay);
-  const muT1 = momentumAt(a, beta1, tNext, s.schedule_decay);
+  // tf.keras (add-then-cast) writes math_ops.cast(0.96, dtype); Keras 2 (cast-then-add) K.cast_to_floatx(0.96).
+  const base = decayBase(a, s.stepForm === 'add-then-cast');
+  const muT = momentumAt(a, beta1, t, s.schedule_decay, base);
+  const muT1 = momentumAt(a, beta1, tNext, s.schedule_decay, base);
   const msNew = a.mul(a.cast(s.cache), muT);
   const msNext = a.mul(msNew, muT1);
   return {

@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { loadFixture, shippedFixtures } from '../src/parity/fixture.js';
+import { runParity } from '../src/parity/run.js';
+import { missingPython, python } from './helpers/python.js';
+
+const fixtures = shippedFixtures();
+
+function worst(r: Awaited<ReturnType<typeof runParity>>): string {
+  const bad = r.records.filter((x) => !x.pass);
+  const first = bad[0];
+  return first ? `${bad.length} failing records; first at step ${first.step} '${first.key}' (maxUlp ${first.maxUlp}, maxRel ${first.maxRel})` : 'pass';
+}
+
+describe('shipped fixtures', () => {
+  test('the folder holds reference, torch and tf-golden fixtures for every flavour', () => {
+    const manifests = fixtures.map((f) => loadFixture(f).manifest);
+    const kinds = new Set(manifests.map((m) => m.provenance.kind));
+    expect([...kinds].sort()).toEqual(['reference', 'tf-golden', 'torch']);
+    for (const flavour of ['tf-keras', 'keras2', 'keras3']) {
+      for (const dtype of ['float32', 'float64']) {
+        expect(manifests.some((m) => m.flavour === flavour && m.dtype === dtype && m.provenance.kind === 'reference')).toBe(true);
+      }
+    }
+    expect(manifests.some((m) => m.steps >= 1000 && m.provenance.kind === 'reference')).toBe(true);
+    expect(manifests.some((m) => m.variables.some((v) => v.gradient === 'sparse'))).toBe(true);
+    expect(manifests.some((m) => 'clipnorm' in m.config && m.config.clipnorm !== null)).toBe(true);
+    expect(manifests.some((m) => 'clipvalue' in m.config && m.config.clipvalue !== null)).toBe(true);
+    for (const m of manifests.filter((x) => x.provenance.kind === 'tf-golden')) expect(m.provenance.source).toMatch(/\//);
+  });
+
+  for (const path of fixtures) {
+    const name = path.split('/').pop()!;
+    test(`${name} replays within its tolerance on the typed backend`, async () => {
+      const fixture = loadFixture(path);
+      const result = await runParity(fixture, { backend: 'typed' });
+      expect(result.compared).toBeGreaterThan(0);
+      expect(worst(result)).toBe('pass');
+    });
+  }
+});
+
+describe('shipped reference fixtures come from scripts/generate_fixtures.py as committed', () => {
+  test.skipIf(missingPython(['numpy']) !== null)('regenerating every reference fixture gives the same payload sha256', () => {
+    const out = JSON.parse(python('import runpy,sys; sys.argv=["g","--engine","reference","--verify"]; runpy.run_path("scripts/generate_fixtures.py", run_name="__main__")')) as Record<string, [string | null, string]>;
+    const names = Object.keys(out);
+    expect(names.length).toBeGreaterThan(10);
+    for (const name of names) {
+      expect(existsSync(`fixtures/${name}.json`), name).toBe(true);
+      expect(out[name]![1], name).toBe(out[name]![0]);
+    }
+  });
+});
