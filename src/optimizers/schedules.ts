@@ -1,4 +1,5 @@
 import { HyperparameterError } from '../errors.js';
+import { powFloat32 } from '../tensor/pow.js';
 
 /**
  * A learning-rate schedule: a function of the step (the optimizer's iterations before the update)
@@ -27,11 +28,8 @@ function positiveSteps(className: string, key: string, v: number): number {
   return v;
 }
 
-/**
- * Keras 3's float32 power. TF and numpy call the C library's powf; we round the double pow, which
- * agrees with glibc powf except in rare last-bit cases (measured in test/config.schedules.test.ts).
- */
-const pow32 = (x: number, y: number): number => f32(Math.pow(x, y));
+/** Keras 3's float32 power: TF and numpy call powf; kerasopt's is correctly rounded (see src/tensor/pow.ts). */
+const pow32 = powFloat32;
 
 /** Options of ExponentialDecay and InverseTimeDecay (Keras config keys). */
 export interface DecayOptions {
