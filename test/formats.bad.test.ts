@@ -1,0 +1,123 @@
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readOptimizerState } from '../src/formats/index.js';
+import { FormatError } from '../src/index.js';
+import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
+import { python } from './helpers/python.js';
+
+const missing = generatorMissing();
+let made: ReturnType<typeof makeKerasFiles>;
+beforeAll(() => {
+  if (!missing) made = makeKerasFiles();
+});
+afterAll(() => made?.cleanup());
+
+let n = 0;
+function copy(name: string): string {
+  const dest = join(made.dir, `bad${n++}_${name}`);
+  copyFileSync(made.files[name]!.file, dest);
+  return dest;
+}
+
+/** Runs an h5py edit on a copy of a made file (`f` is the open file in the snippet). */
+function edited(name: string, edit: string): string {
+  const file = copy(name);
+  python(`import sys, h5py, numpy as np\nf = h5py.File(sys.argv[1], 'a')\n${edit}\nf.close()`, [file]);
+  return file;
+}
+
+/** A zip written by Python's zipfile with the given entries (name -> bytes as latin1 text or size of zeros). */
+function zipWith(entries: Record<string, string | number>): string {
+  const file = join(made.dir, `zip${n++}.keras`);
+  python(
+    `import sys, json, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\nfor k, v in json.loads(sys.argv[2]).items():\n    z.writestr(k, bytes(v) if isinstance(v, int) else v)\nz.close()`,
+    [file, JSON.stringify(entries)],
+  );
+  return file;
+}
+
+async function formatError(file: string, options = {}): Promise<FormatError> {
+  try {
+    await readOptimizerState(file, options);
+  } catch (e) {
+    expect(e).toBeInstanceOf(FormatError);
+    expect((e as FormatError).file).toBe(file);
+    return e as FormatError;
+  }
+  throw new Error(`expected a FormatError for ${file}`);
+}
+
+describe.skipIf(missing !== null)('bad input: a clear FormatError naming the file and the object', () => {
+  it('a truncated HDF5 file', async () => {
+    const file = join(made.dir, 'truncated.h5');
+    writeFileSync(file, readFileSync(made.files['tf_keras_h5py3.h5']!.file).subarray(0, 4000));
+    expect((await formatError(file)).message).toMatch(/truncated HDF5 file: its superblock says \d+ bytes, the file has 4000/);
+  });
+
+  it('a file that is not HDF5, and an HDF5 signature followed by garbage', async () => {
+    const text = join(made.dir, 'text.h5');
+    writeFileSync(text, 'model weights, honest\n');
+    expect((await formatError(text)).message).toMatch(/neither an HDF5 file .* nor a zip archive/);
+    const garbage = join(made.dir, 'garbage.h5');
+    writeFileSync(garbage, Buffer.concat([Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(200, 0xab)]));
+    expect((await formatError(garbage)).message).toMatch(/corrupt HDF5 superblock/);
+  });
+
+  it('a model saved without optimizer state', async () => {
+    expect((await formatError(made.files['no_optimizer.h5']!.file)).message).toMatch(/no optimizer state: no optimizer_weights group/);
+  });
+
+  it('weight_names that disagree with the datasets', async () => {
+    const missingDataset = edited('tf_keras_h5py3.h5', "g = f['optimizer_weights']\ng.attrs['weight_names'] = [n if isinstance(n, bytes) else n.encode() for n in g.attrs['weight_names']] + [b'Nadam/ghost/m:0']");
+    expect((await formatError(missingDataset)).message).toMatch(/weight_names lists 'Nadam\/ghost\/m:0' but optimizer_weights has no such dataset/);
+    const unlisted = edited('tf_keras_h5py3.h5', "f['optimizer_weights'].create_dataset('Nadam/extra:0', data=np.zeros(2, 'f4'))");
+    expect((await formatError(unlisted)).message).toMatch(/holds dataset 'Nadam\/extra:0' that weight_names does not list/);
+  });
+
+  it('slot shapes that disagree with the model (by name in tf.keras, by position in Keras 2 and 3)', async () => {
+    const tf = edited('tf_keras_h5py3.h5', "g = f['optimizer_weights/Nadam/dense/kernel']\ndel g['m:0']\ng.create_dataset('m:0', data=np.zeros((3, 5), 'f4'))");
+    expect((await formatError(tf)).message).toMatch(/'Nadam\/dense\/kernel\/m:0' is float32\[3, 5\] but model variable 'dense\/kernel' is float32\[3, 4\]/);
+    const k2 = edited('keras2_2.2.4.h5', "g = f['optimizer_weights/training/Nadam']\nfor k in ('Variable:0', 'Variable_4:0'):\n    del g[k]\n    g.create_dataset(k, data=np.zeros((7, 7), 'f4'))");
+    expect((await formatError(k2)).message).toMatch(/'training\/Nadam\/Variable:0' float32\[7, 7\] matches no remaining model variable/);
+    const k3 = edited('keras3.weights.h5', "del f['layers/dense/vars/0']\nf['layers/dense/vars'].create_dataset('0', data=np.zeros((9, 9), 'f4'))");
+    expect((await formatError(k3)).message).toMatch(/optimizer\/vars\/2.*matches no remaining model variable/);
+  });
+
+  it('a dataset declaring more bytes than the cap is refused before any allocation', async () => {
+    expect((await formatError(made.files['tf_keras_h5py3.h5']!.file, { maxDatasetBytes: 16 })).message).toMatch(/declares 48 bytes, over the 16-byte cap/);
+  });
+
+  it("an archive entry with '..' or an absolute path; a huge declared size (zip bomb)", async () => {
+    const before = readdirSync(tmpdir()).filter((x) => x.startsWith('kerasopt-')).length;
+    expect((await formatError(zipWith({ 'config.json': '{}', '../evil.h5': 'x' }))).message).toMatch(/\.\.\/evil\.h5/);
+    expect((await formatError(zipWith({ 'config.json': '{}', '/etc/evil.h5': 'x' }))).message).toMatch(/\/etc\/evil\.h5/);
+    const bomb = zipWith({ 'config.json': '{}', 'model.weights.h5': 4_000_000 });
+    expect((await formatError(bomb, { maxEntryBytes: 1_000_000 })).message).toMatch(/'model\.weights\.h5' declares 4000000 uncompressed bytes, over the cap of 1000000 \(zip bomb\?\)/);
+    // a lying header: declared small, inflates past it; yauzl stops the stream
+    const liar = zipWith({ 'config.json': '{}', 'model.weights.h5': 200_000 });
+    const bytes = readFileSync(liar);
+    const central = bytes.lastIndexOf(Buffer.from('model.weights.h5')) - 46;
+    const local = bytes.indexOf(Buffer.from('model.weights.h5')) - 30;
+    bytes.writeUInt32LE(100, central + 24);
+    bytes.writeUInt32LE(100, local + 22);
+    writeFileSync(liar, bytes);
+    expect((await formatError(liar)).message).toMatch(/model\.weights\.h5/);
+    expect(readdirSync(tmpdir()).filter((x) => x.startsWith('kerasopt-')).length).toBe(before);
+  });
+
+  it('an archive without model.weights.h5, and one whose weights are not HDF5', async () => {
+    expect((await formatError(zipWith({ 'config.json': '{}', 'metadata.json': '{}' }))).message).toMatch(/archive has no model\.weights\.h5/);
+    const err = await readOptimizerState(zipWith({ 'config.json': '{}', 'model.weights.h5': 'not hdf5' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toMatch(/model\.weights\.h5: not an HDF5 file/);
+  });
+
+  it('a training_config that is not valid JSON', async () => {
+    const file = edited('tf_keras_h5py3.h5', "f.attrs['training_config'] = b'{\"optimizer_config\": '");
+    const err = await readOptimizerState(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toMatch(/training_config/);
+  });
+});
