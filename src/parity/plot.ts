@@ -38,7 +38,7 @@ function niceSteps(n: number): number[] {
   const p = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((k) => k * p).find((k) => k >= raw)!;
   const ticks = [1];
-  for (let t = step; t <= n; t += step) ticks.push(t);
+  for (let t = step; t <= n; t += step) if (t > 1) ticks.push(t);
   return ticks;
 }
 
@@ -97,6 +97,13 @@ export function ulpPlot(series: readonly Series[], o: PlotOptions): string {
       if (fails) bad.push(px);
     }
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points.join(' ')}"><title>${escapeHtml(s.label)}</title></polyline>`);
+    if (points.length <= 60) {
+      // Few steps: mark every point, so that a single step is visible too.
+      for (const p of points) {
+        const [cx, cy] = p.split(',');
+        parts.push(`<circle cx="${cx}" cy="${cy}" r="2" fill="${color}"/>`);
+      }
+    }
     for (const p of bad) {
       const [cx, cy] = p.split(',');
       parts.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="#d62728"/>`);

@@ -41,9 +41,9 @@ export function parityReport(results: readonly ParityResult[], errors: readonly 
 }
 
 /**
- * The report as JSON text. JSON has no Infinity or NaN (a NaN in an actual trajectory gives an
+ * The report as compact JSON text (large runs hold tens of thousands of records). JSON has no Infinity or NaN (a NaN in an actual trajectory gives an
  * infinite ULP distance), so non-finite numbers are written as the strings "Infinity", "-Infinity", "NaN".
  */
 export function formatReportJson(results: readonly ParityResult[], errors: readonly ParityError[] = []): string {
-  return `${JSON.stringify(parityReport(results, errors), (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`;
+  return `${JSON.stringify(parityReport(results, errors), (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))}\n`;
 }
