@@ -1,0 +1,76 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { COMMANDS } from '../src/cli/commands/index.js';
+import { createConfigCommand } from '../src/cli/commands/config.js';
+import { configSourceExtensions, registerConfigSource } from '../src/index.js';
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const command = createConfigCommand({ stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } });
+  return { code: await command.run(args), out, err };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'kerasopt-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+// Made by us in the tf.keras 2.x layout (not written by Keras).
+const TRAINING = '{"loss": "mse", "metrics": [], "optimizer_config": {"class_name": "Nadam", "config": {"name": "Nadam", "learning_rate": 0.0010000000474974513, "decay": 0.004, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1e-07}}}';
+
+describe('kerasopt config', () => {
+  test('is registered in the CLI', () => {
+    expect(COMMANDS.some((c) => c.name === 'config')).toBe(true);
+  });
+
+  test('show prints where the optimizer was found, its flavour, release, evidence and config', async () => {
+    const r = await cli(['show', file('training.json', TRAINING)]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('found at: optimizer_config (training_config)');
+    expect(r.out).toContain('flavour:  tf-keras');
+    expect(r.out).toContain('release:  tf-2.4: tf.keras optimizer_v2, TensorFlow 2.4 to 2.10');
+    expect(r.out).toContain('config:   {"name": "Nadam", "learning_rate": 0.0010000000474974513, "decay": 0.004');
+    expect(r.out).toContain('Keras writes this config back unchanged.');
+  });
+
+  test('show --json is machine readable', async () => {
+    const r = await cli(['show', file('k3.json', '{"module": "keras.optimizers", "class_name": "Nadam", "config": {"name": "nadam", "learning_rate": 0.01}, "registered_name": null}'), '--json']);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    expect(j).toMatchObject({ flavour: 'keras3', dialect: 'keras-3', kind: 'envelope', certain: true });
+    expect((j['as_keras_writes_it'] as { config: Record<string, unknown> }).config['learning_rate']).toBe(Math.fround(0.01));
+  });
+
+  test('convert writes the target serialization and lists the changes', async () => {
+    const out = join(dir, 'out.json');
+    const r = await cli(['convert', file('t2.json', TRAINING), '--to', 'keras3', '-o', out]);
+    expect(r.code).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text.startsWith('{"module": "keras.optimizers", "class_name": "Nadam", "config": {"name": "nadam", "learning_rate": 0.0010000000474974513,')).toBe(true);
+    expect(r.err).toMatch(/converted tf-keras \(tf-2.4\) to keras3 \(keras-3\); changes in behaviour:\n {2}- the momentum schedule/);
+    const back = await cli(['convert', out, '--to', 'keras2']);
+    expect(back.out).toBe('{"class_name": "Nadam", "config": {"lr": 0.0010000000474974513, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1e-07, "schedule_decay": 0.004}}\n');
+  });
+
+  test('bad input: usage errors exit 2; errors are typed (main turns them into exit 2 with the message)', async () => {
+    expect((await cli(['show'])).code).toBe(2);
+    expect((await cli(['frobnicate', 'x.json'])).code).toBe(2);
+    await expect(cli(['convert', file('a.json', TRAINING), '--to', 'keras4'])).rejects.toThrow(/--to must be keras3, tf-keras or keras2/);
+    await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adam", "config": {}}}')])).rejects.toThrow(/'Adam': kerasopt implements Nadam only/);
+    await expect(cli(['show', file('bad2.json', '{"optimizer_config": ')])).rejects.toThrow(/bad2\.json \(the JSON file\): not valid JSON/);
+  });
+
+  test('a file kind without a registered loader says which loader is missing; a registered one is used', async () => {
+    await expect(cli(['show', file('model.h5x', 'x')])).rejects.toThrow(/no config loader is registered for '\.h5x' files/);
+    if (!configSourceExtensions().includes('.h5')) {
+      await expect(cli(['show', file('model.h5', 'x')])).rejects.toThrow(/the \.h5 reader registers one with registerConfigSource\('\.h5', loader\)/);
+    }
+    registerConfigSource('.fake', (f) => ({ text: TRAINING, origin: `attribute training_config of ${f}` }));
+    const r = await cli(['show', file('m.fake', '')]);
+    expect(r.out).toContain('(attribute training_config of');
+    expect(r.out).toContain('flavour:  tf-keras');
+  });
+});
