@@ -187,6 +187,10 @@ describe('bad input: a clear error with the JSON path in words', () => {
       expect(() => deserialize(`{"class_name": "Nadam", "config": {"${key}": {"x": 1}}}`, quiet)).toThrow(`key '${key}' at config.${key} is not allowed`);
     }
     expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+    // Objects parsed elsewhere (JSON.parse makes "__proto__" an own key) are checked too.
+    expect(() => deserialize(JSON.parse('{"class_name": "Nadam", "config": {"__proto__": {"x": 1}}}'), quiet)).toThrow("key '__proto__' at config.__proto__ is not allowed");
+    expect(() => Nadam.fromConfig(JSON.parse('{"__proto__": {"x": 1}}') as Record<string, unknown>)).toThrow(/unknown key '__proto__'/);
+    expect(({} as Record<string, unknown>)['x']).toBeUndefined();
   });
 
   test('an envelope with a module other than keras.optimizers, or extra envelope keys', () => {

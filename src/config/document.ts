@@ -20,6 +20,19 @@ export interface LocatedOptimizer {
   readonly detection: FlavourDetection;
 }
 
+const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Refuses own keys that could reach a prototype, in documents that did not come through parsePythonJson. */
+function refusePrototypeKeys(value: unknown, path: string, file?: string): void {
+  if (Array.isArray(value)) value.forEach((v, i) => refusePrototypeKeys(v, joinPath(path, i), file));
+  else if (isObject(value)) {
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN.has(key)) throw new ConfigError(joinPath(path, key), `key '${key}' at ${joinPath(path, key)} is not allowed (it could reach an object prototype)`, file);
+      refusePrototypeKeys(value[key], joinPath(path, key), file);
+    }
+  }
+}
+
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
@@ -53,6 +66,7 @@ function fromEnvelope(env: unknown, path: string, kind: LocatedOptimizer['kind']
  * that holds a training_config, or a bare get_config() dict.
  */
 export function locateOptimizer(doc: unknown, file?: string, base = ''): LocatedOptimizer {
+  if (base === '') refusePrototypeKeys(doc, '', file);
   if (!isObject(doc)) throw new ConfigError(base, `expected a JSON object ${base ? `at ${base}` : 'at the top level'}, got ${Array.isArray(doc) ? 'an array' : JSON.stringify(doc)}`, file);
   if ('optimizer_config' in doc) return fromEnvelope(doc['optimizer_config'], joinPath(base, 'optimizer_config'), 'training_config', file);
   if ('compile_config' in doc) {
