@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { BackendError, Tensor, type Flavour, type FloatDType } from '../src/index.js';
+import { BackendError, FormatError, Tensor, type Flavour, type FloatDType } from '../src/index.js';
 import { loadFixture, type Fixture, type Tolerance } from '../src/parity/fixture.js';
 import { compareRecord, runParity } from '../src/parity/run.js';
 import { ulpDistance } from '../src/parity/compare.js';
@@ -102,6 +102,13 @@ describe('runParity replays a fixture and compares every state tensor at every s
     const f = loadFixture(await nadamFixture(tempDir(), { name: 'be', steps: 1 }));
     await expect(runParity(f, { backend: 'gpu' })).rejects.toThrow(BackendError);
     await expect(runParity(f, { backend: 'gpu' })).rejects.toThrow(/no backend named 'gpu'; registered backends: .*typed/);
+  });
+
+  test('a config Nadam refuses is a FormatError naming the fixture and the key', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'cfg', steps: 1, config: { learning_rate: 0.01 } }));
+    const bad = loadFixture(writeFixture(tempDir(), specOf(f, { config: { learning_rate: 0.01, beta_1: 1.5 } }), { initial: f.initial, steps: f.steps }));
+    await expect(runParity(bad)).rejects.toThrow(FormatError);
+    await expect(runParity(bad)).rejects.toThrow(/cfg\.json: config: .*beta_1/);
   });
 
   test('onStep reports every step', async () => {

@@ -1,5 +1,5 @@
 import type { Backend } from '../backends/backend.js';
-import { FormatError } from '../errors.js';
+import { BackendError, FormatError, KerasoptError } from '../errors.js';
 import { Nadam } from '../optimizers/nadam/index.js';
 import type { GradientAndVariable } from '../optimizers/optimizer.js';
 import { IndexedSlices, Tensor } from '../tensor/tensor.js';
@@ -106,7 +106,14 @@ function gradientsOf(step: ReadonlyMap<string, Tensor>, fixture: Fixture, vars: 
  */
 export async function runParity(fixture: Fixture, options: ParityOptions = {}): Promise<ParityResult> {
   const m = fixture.manifest;
-  const opt = Nadam.fromConfig(m.config, { flavour: m.flavour, backend: options.backend, onWarning: () => {} });
+  let opt: Nadam;
+  try {
+    opt = Nadam.fromConfig(m.config, { flavour: m.flavour, backend: options.backend, onWarning: () => {} });
+  } catch (e) {
+    // A bad backend name is the caller's error; a config Nadam refuses is the fixture's.
+    if (e instanceof KerasoptError && !(e instanceof BackendError)) throw new FormatError(fixture.path, `config: ${e.message}`);
+    throw e;
+  }
   const vars = new Map<string, Variable>();
   for (const spec of m.variables) {
     const init = fixture.initial.get(`var:${spec.name}`);

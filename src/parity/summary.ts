@@ -91,7 +91,7 @@ export function formatSummary(results: readonly ParityResult[], errors: readonly
   });
   const passed = results.filter((r) => r.pass).length;
   const lines = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', ...details];
-  if (errors.length > 0) lines.push('', `${errors.length} fixture(s) could not be checked:`, ...errors.map((e) => `  ERROR ${e.message}`));
+  if (errors.length > 0) lines.push('', `${errors.length} fixture(s) could not be checked:`, ...errors.map((e) => `  ERROR ${e.message.includes(e.path) ? e.message : `${e.path}: ${e.message}`}`));
   lines.push(
     '',
     'iterations are compared exactly; float tensors by each fixture\'s tolerance; ulp are counted in the tensor\'s dtype',
