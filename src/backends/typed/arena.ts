@@ -55,6 +55,12 @@ export class Float32Arena {
     return new Tensor('float32', shape, this.allocate(shape.reduce((a, b) => a * b, 1)));
   }
 
+  /** Like `zeros`, but null instead of an error when the arena cannot hold it. */
+  tryZeros(shape: readonly number[]): Tensor<'float32'> | null {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return Math.ceil(this.used / ALIGN) * ALIGN + n * 4 <= this.memory.buffer.byteLength ? this.zeros(shape) : null;
+  }
+
   /** A float32 tensor inside the arena holding a copy of `values` (rounded to float32). */
   from(values: ArrayLike<number>, shape: readonly number[] = [values.length]): Tensor<'float32'> {
     const t = this.zeros(shape);
