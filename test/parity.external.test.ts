@@ -10,6 +10,8 @@
  * shipped fixtures of fixtures/ the same code compares against numpy-reference or TF trajectories.
  */
 import { describe, expect, test } from 'vitest';
+import { createParityCommand } from '../src/cli/commands/parity.js';
+import { missingPython, python } from './helpers/python.js';
 import { FormatError, Tensor } from '../src/index.js';
 import { compareTrajectories } from '../src/parity/against.js';
 import { loadFixture, type Fixture } from '../src/parity/fixture.js';
@@ -158,5 +160,87 @@ describe('comparing an external implementation with an expected trajectory', () 
     const actual = loadFixture(writeFixture(tempDir(), { ...spec, name: 'other' }, trajectory));
     expect(() => compareTrajectories(expected, actual)).toThrow(FormatError);
     expect(() => compareTrajectories(expected, actual)).toThrow(/step 2 'grad:b' differs from the expected fixture's at element 0 .*not fed the same inputs/);
+  });
+});
+
+/**
+ * The same story across languages: a Python program reads an expected fixture with numpy alone (the
+ * format needs no library), runs its own float64 Nadam, and writes its trajectory in the same
+ * format; `kerasopt parity --against` compares it. The whole reader/writer is these few lines.
+ */
+const PYTHON_EXTERNAL = `
+import hashlib, json, sys
+import numpy as np
+
+def read(path):
+    m = json.load(open(path))
+    payload = open(path.rsplit('/', 1)[0] + '/' + m['payload']['file'], 'rb').read()
+    off = 0
+    def take(r):
+        nonlocal off
+        dt = np.dtype(r['dtype']).newbyteorder('<')
+        n = int(np.prod(r['shape'], dtype=np.int64))
+        a = np.frombuffer(payload, dtype=dt, count=n, offset=off).reshape(r['shape'])
+        off += n * dt.itemsize
+        return a
+    initial = {r['key']: take(r) for r in m['initial']}
+    steps = [{r['key']: take(r) for r in m['step']} for _ in range(m['steps'])]
+    return m, initial, steps
+
+def write(out, m, name, producer, initial, steps):
+    recs = lambda d: [{'key': k, 'dtype': str(a.dtype), 'shape': list(a.shape)} for k, a in d.items()]
+    payload = b''.join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder('<')).tobytes() for d in [initial] + steps for a in d.values())
+    man = dict(m, name=name, provenance={'kind': 'external', 'producer': producer}, steps=len(steps),
+               payload={'file': name + '.bin', 'byteLength': len(payload), 'sha256': hashlib.sha256(payload).hexdigest()},
+               initial=recs(initial), step=recs(steps[0]))
+    open(f'{out}/{name}.bin', 'wb').write(payload)
+    json.dump(man, open(f'{out}/{name}.json', 'w'), indent=1)
+
+m, initial, steps = read(sys.argv[1])
+lr, b1, b2, eps, decay = m['config']['learning_rate'], 0.9, 0.999, 1e-7, 0.004
+names = [v['name'] for v in m['variables']]
+w = {n: initial['var:' + n].astype(np.float64) for n in names}
+mm = {n: np.zeros_like(w[n]) for n in names}
+vv = {n: np.zeros_like(w[n]) for n in names}
+cache, out_steps = 1.0, []
+for t, step in enumerate(steps, start=1):
+    mu_t = b1 * (1 - 0.5 * 0.96 ** (decay * t)); mu_t1 = b1 * (1 - 0.5 * 0.96 ** (decay * (t + 1)))
+    cache = cache * mu_t; nxt = cache * mu_t1
+    rec = {}
+    for n in names:
+        g = step['grad:' + n].astype(np.float64)
+        rec['grad:' + n] = step['grad:' + n]
+        mm[n] = b1 * mm[n] + (1 - b1) * g
+        vv[n] = b2 * vv[n] + (1 - b2) * g * g
+        mb = (1 - mu_t) * g / (1 - cache) + mu_t1 * mm[n] / (1 - nxt)
+        w[n] = w[n] - lr * mb / (np.sqrt(vv[n] / (1 - b2 ** t)) + eps)
+    for n in names: rec['var:' + n] = w[n].astype(np.float32)
+    for n in names: rec['slot:m:' + n] = mm[n].astype(np.float32)
+    for n in names: rec['slot:v:' + n] = vv[n].astype(np.float32)
+    rec['weight:iterations'] = np.array(t, dtype=np.int64)
+    rec['weight:momentum_cache'] = np.array(cache, dtype=np.float32)
+    out_steps.append(rec)
+write(sys.argv[2], m, 'numpy-float64', f'numpy {np.__version__} float64 Nadam, state rounded to float32 (test/parity.external.test.ts)', initial, out_steps)
+print(sys.argv[2] + '/numpy-float64.json')
+`;
+
+describe('an external implementation in another language (Python + numpy)', () => {
+  test.skipIf(missingPython(['numpy']) !== null)('its trajectory, written by 40 lines of numpy, is compared by kerasopt parity --against', async () => {
+    const dir = tempDir();
+    const expectedPath = await nadamFixture(dir, { name: 'expected', steps: 30 });
+    const actualPath = python(PYTHON_EXTERNAL, [expectedPath, dir]).trim();
+    const actual = loadFixture(actualPath, { allowNaN: true });
+    expect(actual.manifest.provenance).toEqual({ kind: 'external', producer: expect.stringMatching(/^numpy .* float64 Nadam/) });
+    const r = compareTrajectories(loadFixture(expectedPath), actual);
+    expect(r.compared).toBe(30 * 8);
+    expect(r.pass).toBe(false); // float64 arithmetic is not TF's float32 arithmetic
+    expect(firstDrift(r)!.step).toBe(1);
+    expect(r.records.filter((x) => x.key === 'weight:iterations').every((x) => x.pass)).toBe(true);
+    let out = '';
+    const cli = createParityCommand({ stdout: { write: (s: string) => (out += s) }, stderr: { isTTY: false, write: () => true } });
+    expect(await cli.run(['--against', expectedPath, actualPath])).toBe(1);
+    expect(out).toMatch(/expected vs numpy-float64\s+external\s+tf-keras\s+float32\s+30\s+240/);
+    expect(out).toContain('compared with recorded: numpy');
+    expect(await cli.run(['--against', expectedPath, actualPath, '--tolerance', 'allclose:1e-5:1e-7'])).toBe(0);
   });
 });
