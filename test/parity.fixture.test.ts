@@ -135,6 +135,12 @@ describe('loadFixture refuses bad input with an error naming the file and what i
     expect(() => loadFixture(path)).toThrow(/roundtrip\.bin: payload is \d+ bytes, the manifest's records need \d+ \(truncated\)/);
   });
 
+  test('a payload longer than its records', () => {
+    const { path, bin } = good();
+    writeFileSync(bin, Buffer.concat([readFileSync(bin), Buffer.alloc(4)]));
+    expect(() => loadFixture(path)).toThrow(/roundtrip\.bin: payload is \d+ bytes, the manifest's records need \d+$/);
+  });
+
   test('a manifest whose byteLength disagrees with its records', () => {
     const { path } = good();
     edit(path, (m) => (m.payload.byteLength += 2));

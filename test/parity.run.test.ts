@@ -111,6 +111,24 @@ describe('runParity replays a fixture and compares every state tensor at every s
     await expect(runParity(bad)).rejects.toThrow(/cfg\.json: config: .*beta_1/);
   });
 
+  test('records that do not fit the optimizer or lack a gradient are FormatErrors naming the record', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'keys', steps: 2 }));
+    const withStep = (change: (m: Map<string, Tensor>) => void): Fixture => {
+      const steps = f.steps.map((m) => {
+        const c = new Map(m);
+        change(c);
+        return c;
+      });
+      return loadFixture(writeFixture(tempDir(), specOf(f), { initial: f.initial, steps }));
+    };
+    const keras3Slot = withStep((m) => m.set('slot:velocity:w', m.get('slot:v:w')!));
+    await expect(runParity(keras3Slot)).rejects.toThrow(/keys\.json: record 'slot:velocity:w': optimizer Nadam has no slot 'velocity' for variable 'w'/);
+    const noGrad = withStep((m) => m.delete('grad:b'));
+    await expect(runParity(noGrad)).rejects.toThrow(/keys\.json: step records lack 'grad:b'/);
+    const ghost = withStep((m) => m.set('var:ghost', m.get('var:b')!));
+    await expect(runParity(ghost)).rejects.toThrow(/record 'var:ghost': no variable named 'ghost' in the manifest/);
+  });
+
   test('onStep reports every step', async () => {
     const f = loadFixture(await nadamFixture(tempDir(), { name: 'progress', steps: 4 }));
     const seen: string[] = [];
