@@ -4,6 +4,7 @@ import { arith } from '../tensor/arith.js';
 import { isFloatDType, type FloatDType } from '../tensor/dtype.js';
 import { GraphArith } from './arith.js';
 import { GraphBuilder, type Dim } from './graph.js';
+import { ONNX_DATA_TYPE } from './proto.js';
 import { emitDenseKeras3, emitDenseTfKeras, type Keras3CoefficientValues, type TfKerasCoefficientValues } from './nadamGraph.js';
 
 /** What to export. */
@@ -82,14 +83,21 @@ export function exportNadamStep(options: ExportNadamStepOptions = {}): Uint8Arra
 
   const one = a.constant(1, 'one');
   const half = a.constant(0.5, 'half');
-  const base = a.constant(arith(dtype).cast(0.96), 'base_0_96');
+  // tf.keras's math_ops.cast(0.96, dtype) and Keras 3's ops.cast (tf.cast) make a float32 tensor
+  // first, so float64 sees float64(float32(0.96)); Keras 2 and Keras 3's u_product update convert
+  // straight to the dtype (src/optimizers/nadam/schedule.ts decayBase).
+  const baseDirect = a.constant(arith(dtype).cast(0.96), 'base_0_96');
+  const baseViaFloat32 = a.constant(arith(dtype).cast(Math.fround(0.96)), 'base_0_96_via_float32');
+  /** x as tf.cast(python_float, dtype) gives it: through float32 (a no-op unless dtype is float64). */
+  const viaFloat32 = (x: string, hint: string): string =>
+    dtype === 'float64' ? b.op('Cast', [b.op('Cast', [x], `${hint}_float32`, { to: ONNX_DATA_TYPE.float32 })], hint, { to: ONNX_DATA_TYPE.float64 }) : x;
   const newIterations = b.op('Add', [iterations, b.constant(1, 'int64', 'int64_1')], 'new_iterations');
   const iterationsPlus2 = (): string => b.op('Add', [iterations, b.constant(2, 'int64', 'int64_2')], 'iterations_plus_2');
   /** mu_t = beta_1 * (1 - 0.5 * 0.96^(decay * t)) (Keras 3: exponent t), as schedule.ts momentumAt. */
-  const momentumAt = (t: string, tag: string): string => {
+  const momentumAt = (beta: string, base: string, t: string, tag: string): string => {
     const exponent = decay === null ? t : a.mul(decay, t, `exponent_${tag}`);
     const power = a.pow(base, exponent, `base_pow_${tag}`);
-    return a.mul(beta1, a.sub(one, a.mul(half, power, `half_pow_${tag}`), `one_minus_half_pow_${tag}`), `mu_${tag}`);
+    return a.mul(beta, a.sub(one, a.mul(half, power, `half_pow_${tag}`), `one_minus_half_pow_${tag}`), `mu_${tag}`);
   };
   const names = { w: a.outputHint('new_variable'), m: a.outputHint('new_m'), v: a.outputHint('new_v') };
   let out: { w: string; m: string; v: string };
@@ -98,18 +106,21 @@ export function exportNadamStep(options: ExportNadamStepOptions = {}): Uint8Arra
     // Keras 3 `_backend_update_step` first updates u_product, then `update_step` reads it.
     const t = a.cast(newIterations, 't');
     const tNext = a.cast(iterationsPlus2(), 't_next');
-    const factor = a.sub(one, a.mul(half, a.pow(base, t, 'base_pow_t_product'), 'half_pow_t_product'), 'u_factor');
+    const factor = a.sub(one, a.mul(half, a.pow(baseDirect, t, 'base_pow_t_product'), 'half_pow_t_product'), 'u_factor');
     newSchedule = a.mul(a.mul(schedule, beta1, 'u_product_beta1'), factor, a.outputHint('new_u_product'));
-    const uT1 = momentumAt(tNext, 't_next');
+    // update_step's ops.cast(beta, dtype) goes through float32 (keras3.ts keras3Coefficients).
+    const castBeta1 = viaFloat32(beta1, 'beta1_cast');
+    const castBeta2 = viaFloat32(beta2, 'beta2_cast');
+    const uT1 = momentumAt(castBeta1, baseViaFloat32, tNext, 't_next');
     const c: Keras3CoefficientValues = {
       lr,
-      oneMinusBeta1: a.sub(one, beta1, 'one_minus_beta1'),
-      oneMinusBeta2: a.sub(one, beta2, 'one_minus_beta2'),
+      oneMinusBeta1: a.sub(one, castBeta1, 'one_minus_beta1'),
+      oneMinusBeta2: a.sub(one, castBeta2, 'one_minus_beta2'),
       uT1,
-      oneMinusUT: a.sub(one, momentumAt(t, 't'), 'one_minus_u_t'),
+      oneMinusUT: a.sub(one, momentumAt(castBeta1, baseViaFloat32, t, 't'), 'one_minus_u_t'),
       oneMinusUProduct: a.sub(one, newSchedule, 'one_minus_u_product'),
       oneMinusUProductNext: a.sub(one, a.mul(newSchedule, uT1, 'u_product_next'), 'one_minus_u_product_next'),
-      oneMinusBeta2Power: a.sub(one, a.pow(beta2, t, 'beta2_pow_t'), 'one_minus_beta2_pow_t'),
+      oneMinusBeta2Power: a.sub(one, a.pow(castBeta2, t, 'beta2_pow_t'), 'one_minus_beta2_pow_t'),
       epsilon,
     };
     out = emitDenseKeras3(a, s, c, names);
@@ -117,8 +128,9 @@ export function exportNadamStep(options: ExportNadamStepOptions = {}): Uint8Arra
     // tf.keras casts (iterations + 1); Keras 2.2 casts iterations, then adds 1 in the dtype.
     const t = flavour === 'tf-keras' ? a.cast(newIterations, 't') : a.add(a.cast(iterations, 'iterations_float'), one, 't');
     const tNext = flavour === 'tf-keras' ? a.cast(iterationsPlus2(), 't_next') : a.add(t, one, 't_next');
-    const muT = momentumAt(t, 't');
-    const muT1 = momentumAt(tNext, 't_next');
+    const base = flavour === 'tf-keras' ? baseViaFloat32 : baseDirect;
+    const muT = momentumAt(beta1, base, t, 't');
+    const muT1 = momentumAt(beta1, base, tNext, 't_next');
     newSchedule = a.mul(schedule, muT, a.outputHint(`new_${SCHEDULE_NAME[flavour]}`));
     const msNext = a.mul(newSchedule, muT1, 'm_schedule_next');
     const c: TfKerasCoefficientValues = {

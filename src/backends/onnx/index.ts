@@ -8,6 +8,17 @@ import { createSession, loadOnnxRuntime, type OnnxSessionOptions, type OrtModule
 
 export type { OnnxSessionOptions } from './runtime.js';
 
+/** Options of the onnx backend. */
+export interface OnnxBackendOptions extends OnnxSessionOptions {
+  /**
+   * Dense steps run on flat chunks of this many elements (default 65536), so that the graph's
+   * intermediate tensors stay in cache instead of streaming N-sized temporaries through memory.
+   */
+  readonly chunkElements?: number;
+}
+
+const DEFAULT_CHUNK = 1 << 16;
+
 /** One compiled step graph: its session and its reusable scalar coefficient feeds. */
 interface Kernel {
   readonly kind: KernelKind;
@@ -39,8 +50,12 @@ export class OnnxBackend implements Backend {
   private readonly helpers = new TypedArrayBackend();
   private readonly kernels = new Map<string, Promise<Kernel>>();
 
-  constructor(private readonly options: OnnxSessionOptions = {}) {
+  private readonly chunk: number;
+
+  constructor(private readonly options: OnnxBackendOptions = {}) {
     this.ort = loadOnnxRuntime();
+    this.chunk = options.chunkElements ?? DEFAULT_CHUNK;
+    if (!Number.isSafeInteger(this.chunk) || this.chunk < 1) throw new BackendError(`onnx backend: chunkElements must be an integer >= 1, got ${this.chunk}`);
   }
 
   supportsDType(dtype: FloatDType): boolean {
@@ -53,8 +68,15 @@ export class OnnxBackend implements Backend {
     const n = state.variable.size;
     if (n === 0) return;
     const k = await this.kernel(kind, state.variable.dtype);
-    const dims = [n];
-    await this.run(k, state, { gradient: this.tensor(grad, dims) }, dims, c);
+    this.setCoefficients(k, c);
+    const where = `${state.variable.dtype}${shapeToString(state.variable.shape)}`;
+    // Elementwise, so it runs on flat chunks whose intermediates stay in cache; each chunk's
+    // tensors are views of the state's own buffers (no copies).
+    for (let start = 0; start < n; start += this.chunk) {
+      const end = Math.min(n, start + this.chunk);
+      const view = (t: FloatTensor) => this.view(t, start, end);
+      await this.run(k, where, { variable: view(state.variable), m: view(state.m), v: view(state.v), gradient: view(grad) });
+    }
   }
 
   async nadamSparse(state: NadamState, rows: UniqueRows, c: TfKerasNadamCoefficients): Promise<void> {
@@ -65,12 +87,16 @@ export class OnnxBackend implements Backend {
     checkState(kind, state, rows.values, [rows.indices.length, ...w.shape.slice(1)]);
     if (w.size === 0) return;
     const k = await this.kernel(kind, w.dtype);
+    this.setCoefficients(k, c);
     const indices = BigInt64Array.from(rows.indices, (i) => BigInt(i));
-    const extra = {
+    const dims = [w.shape[0]!, width];
+    await this.run(k, `${w.dtype}${shapeToString(w.shape)}`, {
+      variable: this.tensor(w, dims),
+      m: this.tensor(state.m, dims),
+      v: this.tensor(state.v, dims),
       gradient: this.tensor(rows.values, [rows.indices.length, width]),
       indices: new this.ort.Tensor('int64', indices, [rows.indices.length, 1]),
-    };
-    await this.run(k, state, extra, [w.shape[0]!, width], c);
+    });
   }
 
   sumOfSquares(x: FloatTensor): number {
@@ -132,28 +158,27 @@ export class OnnxBackend implements Backend {
     return { kind, session, scalars };
   }
 
-  private async run(k: Kernel, state: NadamState, extra: Record<string, OrtTensor>, dims: readonly number[], c: NadamCoefficients): Promise<void> {
-    const feeds: Record<string, OrtTensor> = {
-      variable: this.tensor(state.variable, dims),
-      m: this.tensor(state.m, dims),
-      v: this.tensor(state.v, dims),
-      ...extra,
-    };
-    for (const [name, scalar] of k.scalars) {
-      scalar.data[0] = (c as unknown as Record<string, number>)[name]!;
-      feeds[name] = scalar.tensor;
-    }
-    // The outputs are the state's own buffers: every node that reads an old value is an ancestor
-    // of the node that writes its new value, so writing in place never clobbers a pending read.
-    const fetches = {
-      [KERNEL_OUTPUTS.w]: this.tensor(state.variable, dims),
-      [KERNEL_OUTPUTS.m]: this.tensor(state.m, dims),
-      [KERNEL_OUTPUTS.v]: this.tensor(state.v, dims),
-    };
+  private setCoefficients(k: Kernel, c: NadamCoefficients): void {
+    for (const [name, scalar] of k.scalars) scalar.data[0] = (c as unknown as Record<string, number>)[name]!;
+  }
+
+  private view(t: FloatTensor, start: number, end: number): OrtTensor {
+    return new this.ort.Tensor(ORT_TYPE[t.dtype], (t.data as Float32Array).subarray(start, end), [end - start]);
+  }
+
+  /**
+   * Runs a step graph on `inputs` (variable, m, v, gradient, and indices for sparse). The outputs
+   * are bound to the input state's own buffers: every node that reads an old value is an ancestor
+   * of the node that writes its new value, so writing in place never clobbers a pending read.
+   */
+  private async run(k: Kernel, where: string, inputs: Record<string, OrtTensor>): Promise<void> {
+    const feeds: Record<string, OrtTensor> = { ...inputs };
+    for (const [name, scalar] of k.scalars) feeds[name] = scalar.tensor;
+    const fetches = { [KERNEL_OUTPUTS.w]: inputs.variable!, [KERNEL_OUTPUTS.m]: inputs.m!, [KERNEL_OUTPUTS.v]: inputs.v! };
     try {
       await k.session.run(feeds, fetches);
     } catch (e) {
-      throw new BackendError(`onnx backend, step ${k.kind} (${state.variable.dtype}${shapeToString(state.variable.shape)}): onnxruntime failed: ${(e as Error).message}`);
+      throw new BackendError(`onnx backend, step ${k.kind} (${where}): onnxruntime failed: ${(e as Error).message}`);
     }
   }
 }
