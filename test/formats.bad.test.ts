@@ -1,4 +1,4 @@
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,7 +90,11 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
   });
 
   it("an archive entry with '..' or an absolute path; a huge declared size (zip bomb)", async () => {
-    const before = readdirSync(tmpdir()).filter((x) => x.startsWith('kerasopt-')).length;
+    // a private TMPDIR (this file runs in its own process) shows whether any extraction folder is left
+    const privateTmp = mkdtempSync(join(made.dir, 'tmp-'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp;
+    expect(tmpdir()).toBe(privateTmp);
     expect((await formatError(zipWith({ 'config.json': '{}', '../evil.h5': 'x' }))).message).toMatch(/\.\.\/evil\.h5/);
     expect((await formatError(zipWith({ 'config.json': '{}', '/etc/evil.h5': 'x' }))).message).toMatch(/\/etc\/evil\.h5/);
     const bomb = zipWith({ 'config.json': '{}', 'model.weights.h5': 4_000_000 });
@@ -104,7 +108,9 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     bytes.writeUInt32LE(100, local + 22);
     writeFileSync(liar, bytes);
     expect((await formatError(liar)).message).toMatch(/model\.weights\.h5/);
-    expect(readdirSync(tmpdir()).filter((x) => x.startsWith('kerasopt-')).length).toBe(before);
+    expect(readdirSync(privateTmp)).toEqual([]);
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
   });
 
   it('an archive without model.weights.h5, and one whose weights are not HDF5', async () => {

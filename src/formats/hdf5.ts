@@ -108,7 +108,14 @@ export class H5File {
     return type === mod().H5O_TYPE_GROUP ? 'group' : type === mod().H5O_TYPE_DATASET ? 'dataset' : null;
   }
 
+  private readonly names = new Map<string, string[] | null>();
+
   private childNames(path: string): string[] | null {
+    if (!this.names.has(path)) this.names.set(path, this.listChildren(path));
+    return this.names.get(path)!;
+  }
+
+  private listChildren(path: string): string[] | null {
     const type = path === '/' ? mod().H5O_TYPE_GROUP : mod().get_type(this.file.file_id, path);
     if (type !== mod().H5O_TYPE_GROUP) return null;
     try {
@@ -192,7 +199,10 @@ export class H5File {
       at = `${at}/${part}`;
       const kind = this.kind(at);
       if (kind === 'dataset') throw new FormatError(this.label, `${at} is a dataset, expected a group`);
-      if (kind === null) mod().create_group(this.file.file_id, at, false);
+      if (kind === null) {
+        mod().create_group(this.file.file_id, at, false);
+        this.names.clear();
+      }
     }
   }
 
@@ -226,6 +236,7 @@ export class H5File {
         track_order: false,
       };
       const status = M.create_dataset(this.file.file_id, abs(path), BigInt(ptr), meta as never);
+      this.names.clear();
       if (status < 0) throw new FormatError(this.label, `libhdf5 cannot create dataset ${abs(path)}`);
     } finally {
       M._free(ptr);

@@ -2,6 +2,7 @@
  * Keras files: read and write optimizer state in tf.keras / Keras 2 HDF5 models (.h5), Keras 3
  * weights files (.weights.h5) and Keras 3 archives (.keras).
  */
+import './configSource.js';
 export { readOptimizerState, type ReadStateOptions } from './read.js';
 export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js';
 export { optimizerFromState } from './restore.js';

@@ -218,7 +218,7 @@ def make(out):
           'tf.keras 2.4 (float64 model)')
     entry('tf_keras_f16.h5', tf_keras_file(os.path.join(out, 'tf_keras_f16.h5'), rng, 'h5py3', 'float16'),
           'tf.keras 2.4 (float16 model)')
-    many = [('layer_with_a_rather_long_name_to_fill_the_header_%04d' % i, (1, 1)) for i in range(300)]
+    many = [('layer_with_a_rather_long_name_to_fill_the_optimizer_weights_object_header_%04d' % i, (1, 1)) for i in range(210)]
     entry('tf_keras_chunked.h5',
           tf_keras_file(os.path.join(out, 'tf_keras_chunked.h5'), rng, 'h5py2', iterations=3, layers=many),
           'tf.keras 2.4 (weight_names chunked past 64512 bytes)')

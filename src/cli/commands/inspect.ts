@@ -1,0 +1,104 @@
+import { parseArgs } from 'node:util';
+import { dumpsPython } from '../../config/pyjson.js';
+import { KerasValueError } from '../../errors.js';
+import { readOptimizerState, type KerasOptimizerState } from '../../formats/index.js';
+import { progressBar, type ProgressStream } from '../../parity/progress.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { Command } from '../command.js';
+
+/** Where `kerasopt inspect` writes; tests pass their own streams. */
+export interface InspectIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: ProgressStream;
+}
+
+const USAGE = `inspect FILE [--json]
+    Prints the optimizer state of a Keras file (.h5 from tf.keras or Keras 2, .weights.h5 or .keras
+    from Keras 3): format, optimizer, config, iterations, the momentum schedule, and a table of slots
+    (variable, slot, shape, dtype, min/max/mean). Progress on stderr for large files (TTY only).
+    Exit: 0 read, 2 bad input (the error names the file and the object).`;
+
+/** Files with more datasets than this show a progress bar while they are read. */
+const PROGRESS_FROM = 50;
+
+/** min / max / mean of a tensor's values (NaN-free values only; null for an empty tensor). */
+export function stats(t: Tensor): { min: number; max: number; mean: number } | null {
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < t.size; i++) {
+    const x = t.get(i);
+    if (Number.isNaN(x)) continue;
+    if (x < min) min = x;
+    if (x > max) max = x;
+    sum += x;
+    count++;
+  }
+  return count === 0 ? null : { min, max, mean: sum / count };
+}
+
+function summary(state: KerasOptimizerState): Record<string, unknown> {
+  return {
+    file: state.file,
+    format: state.format,
+    flavour: state.flavour,
+    keras_version: state.kerasVersion,
+    optimizer: state.className,
+    config: state.config,
+    iterations: state.iterations,
+    schedule: { name: state.schedule.name, value: state.schedule.value.get(0), dtype: state.schedule.value.dtype, reconstructed: state.schedule.reconstructed },
+    slots: state.slots.map((s) => ({ variable: s.variable, slot: s.slot, weight: s.weightName, shape: [...s.value.shape], dtype: s.value.dtype, ...stats(s.value) })),
+    notes: state.notes,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+}
+
+const num = (x: number | undefined): string => (x === undefined ? '-' : Number(x.toPrecision(6)).toString());
+
+function text(state: KerasOptimizerState): string {
+  const s = state.schedule;
+  const lines = [
+    `file:        ${state.file}`,
+    `format:      ${state.format}${state.kerasVersion ? ` (keras_version ${state.kerasVersion})` : ''}`,
+    `optimizer:   ${state.className} (flavour ${state.flavour})`,
+    `config:      ${dumpsPython(state.config)}`,
+    `iterations:  ${state.iterations}`,
+    `schedule:    ${s.name} = ${s.value.get(0)} (${s.value.dtype})${s.reconstructed ? ' [reconstructed, not saved in the file]' : ''}`,
+    ...state.notes.map((n, i) => `${i === 0 ? 'notes:      ' : '            '} ${n}`),
+    '',
+  ];
+  const rows = [['variable', 'slot', 'shape', 'dtype', 'min', 'max', 'mean']];
+  for (const slot of state.slots) {
+    const st = stats(slot.value);
+    rows.push([slot.variable, slot.slot, `[${slot.value.shape.join(', ')}]`, slot.value.dtype, num(st?.min), num(st?.max), num(st?.mean)]);
+  }
+  return `${lines.join('\n')}${table(rows)}\n`;
+}
+
+/** Builds the `inspect` command over the given streams. */
+export function createInspectCommand(io: InspectIo): Command {
+  return {
+    name: 'inspect',
+    usage: USAGE,
+    async run(argv) {
+      const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      if (positionals.length !== 1) throw new KerasValueError(`inspect takes one FILE, got ${positionals.length}\nusage: kerasopt ${USAGE}`);
+      const bar = progressBar(io.stderr, 'reading');
+      const state = await readOptimizerState(positionals[0]!, {
+        onProgress: (done, total) => {
+          if (total >= PROGRESS_FROM) bar?.update(done, total);
+        },
+      });
+      bar?.done();
+      io.stdout.write(values.json ? `${dumpsPython(summary(state))}\n` : text(state));
+      return 0;
+    },
+  };
+}
+
+export const inspect: Command = createInspectCommand({ stdout: process.stdout, stderr: process.stderr });

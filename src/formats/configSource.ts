@@ -1,0 +1,38 @@
+import { registerConfigSource } from '../config/sources.js';
+import { FormatError } from '../errors.js';
+import { Archive } from './archive.js';
+import { H5File } from './hdf5.js';
+import { sniff } from './read.js';
+
+/**
+ * The optimizer-config JSON of a Keras HDF5 file: the training_config root attribute (tf.keras and
+ * Keras 2). Keras 3 .weights.h5 files hold no config.
+ */
+export async function h5ConfigText(file: string): Promise<{ text: string; origin: string }> {
+  if (sniff(file) === 'zip') return archiveConfigText(file);
+  const h = await H5File.open(file, 'r');
+  try {
+    const text = h.stringAttribute('/', 'training_config');
+    if (typeof text === 'string') return { text, origin: 'attribute training_config of /' };
+    if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') throw new FormatError(file, 'a Keras 3 .weights.h5 file holds weights only, no optimizer config (the .keras archive has it in config.json)');
+    throw new FormatError(file, 'no optimizer config: no training_config attribute (the model was saved without its optimizer)');
+  } finally {
+    h.close();
+  }
+}
+
+/** The config.json of a .keras archive (its compile_config holds the optimizer). */
+export async function archiveConfigText(file: string): Promise<{ text: string; origin: string }> {
+  const archive = await Archive.open(file);
+  try {
+    const entry = archive.entry('config.json');
+    if (!entry) throw new FormatError(file, 'archive has no config.json');
+    return { text: await archive.text(entry), origin: 'config.json in the archive' };
+  } finally {
+    archive.close();
+  }
+}
+
+registerConfigSource('.h5', h5ConfigText);
+registerConfigSource('.hdf5', h5ConfigText);
+registerConfigSource('.keras', archiveConfigText);
