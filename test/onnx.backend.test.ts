@@ -74,11 +74,11 @@ describe('onnx backend vs typed backend, bit for bit', () => {
   });
 });
 
-describe('onnx backend at sizes where onnxruntime vectorizes and splits work across threads', () => {
+describe('onnx backend at sizes where onnxruntime vectorizes, chunks and splits work across threads', () => {
   for (const dtype of ['float32', 'float64'] as const) {
     for (const flavour of ['tf-keras', 'keras3'] as const) {
-      it(`${flavour} ${dtype}: 200003 elements, 3 steps, default threads`, async () => {
-        const threaded = new OnnxBackend();
+      it(`${flavour} ${dtype}: 200003 elements, 3 steps, 2 threads, default chunks`, async () => {
+        const threaded = new OnnxBackend({ intraOpNumThreads: 2 });
         try {
           const rand = random(99);
           const init = values(rand, 200_003);
@@ -96,6 +96,35 @@ describe('onnx backend at sizes where onnxruntime vectorizes and splits work acr
       });
     }
   }
+});
+
+describe('onnx backend chunking', () => {
+  it('dense steps split into chunks of 7 (35 = 5 x 7, 5 = 7 - 2) match the typed backend bit for bit', async () => {
+    const chunked = new OnnxBackend({ intraOpNumThreads: 1, chunkElements: 7 });
+    try {
+      for (const flavour of ['tf-keras', 'keras3'] as const) {
+        for (const dtype of ['float16', 'float32', 'float64'] as const) {
+          const rand = random(3);
+          const init = values(rand, 35);
+          const run = async (backend: string | OnnxBackend) => {
+            const opt = new Nadam({ flavour, backend });
+            const w = new Variable(Tensor.from(init, dtype, [5, 7]), { name: 'w' });
+            const b = new Variable(Tensor.from(init.slice(0, 5), dtype), { name: 'b' });
+            const r = random(4);
+            for (let s = 0; s < 5; s++) await opt.applyGradients([[Tensor.from(values(r, 35), dtype, [5, 7]), w], [Tensor.from(values(r, 5), dtype), b]]);
+            return opt.getWeights().map(bits);
+          };
+          expect(await run(chunked), `${flavour} ${dtype}`).toEqual(await run('typed'));
+        }
+      }
+    } finally {
+      await chunked.dispose();
+    }
+  });
+
+  it('refuses a chunk size that is not a positive integer', () => {
+    expect(() => new OnnxBackend({ chunkElements: 0 })).toThrow(/chunkElements must be an integer >= 1, got 0/);
+  });
 });
 
 describe('onnx backend edge cases', () => {

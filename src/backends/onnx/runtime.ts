@@ -27,7 +27,11 @@ export function loadOnnxRuntime(): OrtModule {
 
 /** Session options kerasopt uses: CPU execution provider, no graph rewrites (the op order is the contract). */
 export interface OnnxSessionOptions {
-  /** Threads per operator (onnxruntime's intraOpNumThreads; default 0 = onnxruntime's choice). */
+  /**
+   * Threads per operator (onnxruntime's intraOpNumThreads). Default 1, like the typed backend:
+   * dense steps run in cache-sized chunks where a thread pool's hand-offs cost more than they
+   * save on small machines; 0 lets onnxruntime use every physical core.
+   */
   readonly intraOpNumThreads?: number;
   /**
    * onnxruntime graph optimizations (default 'disabled'): kerasopt's graphs have nothing to fold,
@@ -44,7 +48,7 @@ export async function createSession(model: Uint8Array, what: string, o: OnnxSess
       executionProviders: ['cpu'],
       executionMode: 'sequential',
       graphOptimizationLevel: o.graphOptimizationLevel ?? 'disabled',
-      intraOpNumThreads: o.intraOpNumThreads ?? 0,
+      intraOpNumThreads: o.intraOpNumThreads ?? 1,
       logSeverityLevel: 3,
     });
   } catch (e) {
