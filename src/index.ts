@@ -34,3 +34,4 @@ export type { NadamHyperparameters } from './optimizers/nadam/hyper.js';
 export * from './onnx/index.js';
 export * from './parity/index.js';
 export * from './config/index.js';
+export * from './formats/index.js';

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import * as h5wasm from 'h5wasm/node';
+import type * as H5Wasm from 'h5wasm/node';
 import { FormatError, UnsupportedDTypeError } from '../errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { sizeOf, Tensor } from '../tensor/tensor.js';
@@ -10,12 +10,16 @@ import { sizeOf, Tensor } from '../tensor/tensor.js';
  * existence checks that never make libhdf5 print errors, and the string attribute styles Keras uses.
  */
 
-type H5Module = typeof h5wasm.Module;
+type H5Module = typeof H5Wasm.Module;
 let module: H5Module | null = null;
+let h5wasm: typeof H5Wasm;
 
-/** Loads the wasm module once. */
+/** Loads h5wasm and its wasm module once, on first use (importing kerasopt does not load it). */
 export async function h5(): Promise<H5Module> {
-  if (!module) module = (await h5wasm.ready) as H5Module;
+  if (!module) {
+    h5wasm = await import('h5wasm/node');
+    module = (await h5wasm.ready) as H5Module;
+  }
   return module;
 }
 
@@ -58,12 +62,12 @@ export function checkHdf5File(file: string, label = file): void {
 
 /** An open HDF5 file with the helpers the Keras readers and writers need. */
 export class H5File {
-  readonly file: h5wasm.File;
+  readonly file: H5Wasm.File;
 
   private constructor(
     readonly path: string,
     readonly label: string,
-    file: h5wasm.File,
+    file: H5Wasm.File,
   ) {
     this.file = file;
   }
@@ -72,7 +76,7 @@ export class H5File {
   static async open(path: string, mode: 'r' | 'a' | 'w', label = path): Promise<H5File> {
     await h5();
     if (mode !== 'w') checkHdf5File(path, label);
-    let f: h5wasm.File;
+    let f: H5Wasm.File;
     try {
       f = new h5wasm.File(path, mode);
     } catch (e) {
@@ -261,7 +265,7 @@ export class H5File {
     }
   }
 
-  private objectAt(path: string): h5wasm.Group | h5wasm.Dataset {
+  private objectAt(path: string): H5Wasm.Group | H5Wasm.Dataset {
     const p = abs(path);
     const obj = p === '/' ? this.file : this.file.get(p);
     if (!(obj instanceof h5wasm.Group) && !(obj instanceof h5wasm.Dataset)) throw new FormatError(this.label, `${p} does not exist`);
