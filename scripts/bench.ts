@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import type { Backend, NadamState } from '../src/backends/backend.js';
 import { compileKernel } from '../src/backends/typed/codegen.js';
 import { Float32Arena, TypedArrayBackend } from '../src/backends/typed/index.js';
+import { OnnxBackend } from '../src/backends/onnx/index.js';
 import { NADAM_DENSE_TF_KERAS } from '../src/backends/typed/kernels.js';
 import { Nadam } from '../src/optimizers/nadam/index.js';
 import { tfKerasCoefficients } from '../src/optimizers/nadam/tfKeras.js';
@@ -119,6 +120,17 @@ const CONTENDERS: Contender[] = [
       const kernel = compileKernel(NADAM_DENSE_TF_KERAS, 'float32', { simd: false });
       return () => kernel(state.variable.data, state.m.data, state.v.data, grad.data, n, c.lr, c.beta1, c.beta2,
         c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1, c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
+    },
+  },
+  // issue 6: the onnxruntime backend (defaults: CPU EP, 1 intra-op thread, 64K-element chunks)
+  backendKernel('onnx: raw kernel (onnxruntime CPU, 1 thread)', () => new OnnxBackend()),
+  {
+    name: 'onnx: Nadam.applyGradients (public API)',
+    prepare(n) {
+      const w = new Variable(randomTensor(n, 1), { name: 'w' });
+      const g = randomTensor(n, 1e-2);
+      const opt = new Nadam({ backend: 'onnx' });
+      return () => opt.applyGradients([[g, w]]);
     },
   },
 ];
@@ -239,6 +251,12 @@ async function main(): Promise<void> {
         + (torchDefault ? `; ${(torchDefault.median_ms / r.ms).toFixed(2)}x torch default (> 1: ${met(torchDefault.median_ms > r.ms)}), `
           + `${(torchFastest / r.ms).toFixed(2)}x torch's fastest variant` : '; torch: NOT MEASURED'));
     }
+    const ratio = (onnx: string, typed: string) => {
+      const [a, b] = [results.find((r) => r.name.startsWith(onnx))!, results.find((r) => r.name.startsWith(typed))!];
+      verdicts.push(`N=${n.toExponential(0)} ${a.name}: ${(a.ms / b.ms).toFixed(2)}x the time of '${b.name}' (issue 6 goal at 1e7: <= 2: ${met(a.ms <= 2 * b.ms)})`);
+    };
+    ratio('onnx: raw kernel', 'typed: raw kernel (wasm');
+    ratio('onnx: Nadam.applyGradients', 'typed: Nadam.applyGradientsSync');
     console.log('');
   }
   console.log('Goals (issue 2): at least 0.7 of the bandwidth bound, and faster than torch CPU NAdam on one thread.');
