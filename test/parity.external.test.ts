@@ -107,7 +107,7 @@ describe('comparing an external implementation with an expected trajectory', () 
     const loose = compareTrajectories(expected, actual, { tolerance: { kind: 'allclose', rtol: 1e-5, atol: 1e-7 } });
     expect(loose.pass).toBe(true);
     expect(exact.records.filter((x) => x.key === 'weight:iterations').every((x) => x.pass)).toBe(true);
-    expect(formatSummary([exact])).toContain('compared with recorded: float64 Nadam of test/parity.external.test.ts');
+    expect(formatSummary([exact])).toContain('compared with: recorded: float64 Nadam of test/parity.external.test.ts');
   });
 
   test('a momentum cache lost on resume: drift starts exactly at the resumed step, in the variables, not in the slots', async () => {
@@ -240,7 +240,7 @@ describe('an external implementation in another language (Python + numpy)', () =
     const cli = createParityCommand({ stdout: { write: (s: string) => (out += s) }, stderr: { isTTY: false, write: () => true } });
     expect(await cli.run(['--against', expectedPath, actualPath])).toBe(1);
     expect(out).toMatch(/expected vs numpy-float64\s+external\s+tf-keras\s+float32\s+30\s+240/);
-    expect(out).toContain('compared with recorded: numpy');
+    expect(out).toContain('compared with: recorded: numpy');
     expect(await cli.run(['--against', expectedPath, actualPath, '--tolerance', 'allclose:1e-5:1e-7'])).toBe(0);
   });
 });

@@ -68,7 +68,7 @@ describe('reports', () => {
   test('summary, JSON and HTML agree on the verdict and show provenance', () => {
     const r = result(records);
     const text = formatSummary([r]);
-    expect(text).toContain("fx: reference — numpy <reference>; compared with backend typed\n  first failure: step 2, 'var:b' (max ulp 9");
+    expect(text).toContain("  reference — numpy <reference>: fx\ncompared with: backend typed\nwhere trajectories leave bit-identity:\n  fx: first failure: step 2, 'var:b' (max ulp 9");
     const json = JSON.parse(formatReportJson([r]));
     expect(json).toMatchObject({ pass: false, errors: [] });
     expect(json.results[0]).toMatchObject({ firstFailure: { step: 2, key: 'var:b' }, firstDrift: { step: 2, key: 'var:w' }, toleranceText: '<= 4 ulp' });

@@ -67,7 +67,7 @@ describe('runParity replays a fixture and compares every state tensor at every s
     const text = formatSummary([r]);
     expect(text).toMatch(/exact\s+external\s+tf-keras\s+float32\s+5\s+40\s+3\s+.*bit-exact\s+FAIL \(1\)/);
     expect(text).toContain("first failure: step 3, 'slot:v:b' (max ulp 3");
-    expect(text).toContain('exact: external — kerasopt Nadam, typed backend (recorded by the test suite, not TensorFlow)');
+    expect(text).toContain('provenance of the expected numbers:\n  external — kerasopt Nadam, typed backend (recorded by the test suite, not TensorFlow): exact\ncompared with: backend typed');
     expect(text).toContain('0 passed, 1 failed');
   });
 

@@ -69,9 +69,42 @@ function describeRecord(rec: RecordResult): string {
   return `step ${rec.step}, '${rec.key}' (max ulp ${fmtUlp(rec.maxUlp)}, max abs ${fmt(rec.maxAbs)}, ${rec.failing || rec.differing}/${rec.elements} elements)`;
 }
 
+/** Provenance is always shown: each distinct producer once, with the fixtures it produced. */
+function provenanceLines(results: readonly ParityResult[]): string[] {
+  const byProducer = new Map<string, string[]>();
+  for (const r of results) {
+    const key = `${r.provenance} — ${r.producer}${r.source ? ` (source: ${r.source})` : ''}`;
+    byProducer.set(key, [...(byProducer.get(key) ?? []), titleOf(r)]);
+  }
+  if (byProducer.size === 0) return [];
+  const list = (names: string[]) => (names.length <= 3 ? names.join(', ') : `${names.length} fixtures`);
+  return ['provenance of the expected numbers:', ...[...byProducer].map(([p, names]) => `  ${p}: ${list(names)}`)];
+}
+
+/** What the expected numbers were compared with: one line when it is the same for all. */
+function subjectLines(results: readonly ParityResult[]): string[] {
+  const subjects = new Set(results.map(subjectOf));
+  if (subjects.size === 0) return [];
+  if (subjects.size === 1) return [`compared with: ${[...subjects][0]}`];
+  return ['compared with:', ...results.map((r) => `  ${titleOf(r)}: ${subjectOf(r)}`)];
+}
+
+/** Where each fixture first fails, or first drifts within its tolerance; nothing for bit-identical ones. */
+function driftLines(results: readonly ParityResult[]): string[] {
+  const out: string[] = [];
+  for (const r of results) {
+    const fail = firstFailure(r);
+    const drift = firstDrift(r);
+    if (fail) out.push(`  ${titleOf(r)}: first failure: ${describeRecord(fail)}`);
+    else if (drift) out.push(`  ${titleOf(r)}: first drift (within tolerance): ${describeRecord(drift)}`);
+  }
+  return out.length ? ['where trajectories leave bit-identity:', ...out] : [];
+}
+
 /**
- * A fixed-width table of parity results, one line per fixture, then per fixture its provenance
- * (always shown), what it was compared with, and where it first drifts or fails; then the errors.
+ * A fixed-width table of parity results, one line per fixture; then the provenance of the expected
+ * numbers (always shown), what they were compared with, where each fixture first drifts or fails,
+ * and the fixtures that could not be checked.
  */
 export function formatSummary(results: readonly ParityResult[], errors: readonly ParityError[] = []): string {
   const header = ['fixture', 'provenance', 'flavour', 'dtype', 'steps', 'tensors', 'max ulp', 'max abs', 'max rel', 'tolerance', 'result'];
@@ -81,14 +114,7 @@ export function formatSummary(results: readonly ParityResult[], errors: readonly
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const details = results.flatMap((r) => {
-    const out = [`${titleOf(r)}: ${r.provenance} — ${r.producer}${r.source ? ` (source: ${r.source})` : ''}; compared with ${subjectOf(r)}`];
-    const fail = firstFailure(r);
-    const drift = firstDrift(r);
-    if (fail) out.push(`  first failure: ${describeRecord(fail)}`);
-    else if (drift) out.push(`  first drift (within tolerance): ${describeRecord(drift)}`);
-    return out;
-  });
+  const details = [...provenanceLines(results), ...subjectLines(results), ...driftLines(results)];
   const passed = results.filter((r) => r.pass).length;
   const lines = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', ...details];
   if (errors.length > 0) lines.push('', `${errors.length} fixture(s) could not be checked:`, ...errors.map((e) => `  ERROR ${e.message.includes(e.path) ? e.message : `${e.path}: ${e.message}`}`));
