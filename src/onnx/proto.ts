@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import protobuf from 'protobufjs';
+import type * as Protobuf from 'protobufjs';
 import { FormatError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
@@ -63,14 +64,16 @@ export interface GraphObject {
   output: ValueInfoObject[];
 }
 
-let modelType: protobuf.Type | null = null;
+let modelType: Protobuf.Type | null = null;
 
 /**
  * The ModelProto message type, parsed at run time by protobufjs from src/onnx/onnx.proto (no
- * generated code). Field names are kept in upstream's snake_case.
+ * generated code). Field names are kept in upstream's snake_case. protobufjs and the schema are
+ * loaded on first use, so importing kerasopt costs nothing for users who never touch ONNX.
  */
-function modelProto(): protobuf.Type {
+function modelProto(): Protobuf.Type {
   if (!modelType) {
+    const protobuf = createRequire(import.meta.url)('protobufjs') as typeof Protobuf;
     const root = new protobuf.Root().loadSync(onnxProtoPath(), { keepCase: true });
     modelType = root.lookupType('onnx.ModelProto');
   }
@@ -88,7 +91,7 @@ export function encodeModel(model: ModelObject): Uint8Array {
  * protobuf ModelProto at all is a FormatError naming `file`.
  */
 export function decodeModel(bytes: Uint8Array, file: string): Partial<ModelObject> {
-  let message: protobuf.Message;
+  let message: Protobuf.Message;
   try {
     message = modelProto().decode(bytes);
   } catch (e) {
