@@ -109,7 +109,8 @@ describe('documents, aliases and class names Keras accepts', () => {
   });
 
   test('Keras 3 compile_config with the optimizer as a string gets Keras 3 defaults', () => {
-    const opt = deserialize('{"compile_config": {"optimizer": "nadam"}}', { ...quiet, flavour: 'keras3' }) as Nadam;
+    const opt = deserialize('{"compile_config": {"optimizer": "nadam"}}', quiet) as Nadam;
+    expect(opt.flavour).toBe('keras3');
     expect(opt.getConfig()['learning_rate']).toBe(Math.fround(0.001));
   });
 
@@ -179,6 +180,14 @@ describe('bad input: a clear error with the JSON path in words', () => {
     expect(() => deserialize(k3('"gradient_accumulation_steps": 4'), quiet)).toThrow(/gradient_accumulation_steps=4/);
     expect(() => deserialize(k3('"loss_scale_factor": 128.0'), quiet)).toThrow(/loss_scale_factor=128/);
     expect(() => deserialize(k3('"ema_overwrite_frequency": 1.5'), quiet)).toThrow(/ema_overwrite_frequency: expected integer/);
+    const e = error(`{"compile_config": {"optimizer": ${k3('"use_ema": true')}}}`);
+    expect(e).toMatchObject({ path: 'compile_config.optimizer.config.use_ema', code: 'UNSUPPORTED_FEATURE' });
+    expect(e.message).toMatch(/^in\.json: use_ema=true is not supported .* \(at compile_config\.optimizer\.config\.use_ema\)$/);
+  });
+
+  test('values out of range name their path (lr as written)', () => {
+    expect(error('{"class_name": "Nadam", "config": {"name": "Nadam", "beta_1": 1.5}}')).toMatchObject({ path: 'config.beta_1', code: 'BAD_HYPERPARAMETER' });
+    expect(error('{"class_name": "Nadam", "config": {"lr": -1.0, "schedule_decay": 0.004}}').path).toBe('config.lr');
   });
 
   test('invalid JSON and prototype keys', () => {

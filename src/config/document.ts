@@ -41,7 +41,11 @@ function fromEnvelope(env: unknown, path: string, kind: LocatedOptimizer['kind']
   if (typeof env === 'string') {
     // Keras builds an optimizer named by a string with an empty config (its defaults).
     const config = Object.create(null) as Record<string, unknown>;
-    return { kind, className: env, envelope: null, config, envelopePath: path, configPath: path, detection: detectDialect(config) };
+    const detection: FlavourDetection =
+      kind === 'compile_config'
+        ? { flavour: 'keras3', dialect: 'keras-3', evidence: `compile_config (a Keras 3 config.json) names the optimizer '${env}': Keras 3 defaults`, certain: true }
+        : detectDialect(config);
+    return { kind, className: env, envelope: null, config, envelopePath: path, configPath: path, detection };
   }
   if (!isObject(env)) throw new ConfigError(path, `the optimizer ${path ? `at ${path} ` : ''}must be an object or a class name, got ${JSON.stringify(env)}`, file);
   const keras3 = 'module' in env || 'registered_name' in env;

@@ -10,8 +10,9 @@ export class ConfigError extends KerasValueError {
     readonly path: string,
     message: string,
     readonly file?: string,
+    code = 'BAD_CONFIG',
   ) {
-    super(`${file ? `${file}: ` : ''}${message}`, 'BAD_CONFIG');
+    super(`${file ? `${file}: ` : ''}${message}`, code);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Backend } from '../backends/backend.js';
-import { KerasValueError } from '../errors.js';
+import { HyperparameterError, KerasoptError, KerasValueError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import { Nadam } from '../optimizers/nadam/index.js';
 import { lookupCustom, type CustomObjects } from './customObjects.js';
@@ -107,5 +107,20 @@ export function deserialize(json: string | unknown, options: DeserializeOptions 
     path: found.configPath,
     file,
   });
-  return new Nadam({ ...opts, backend: options.backend });
+  try {
+    return new Nadam({ ...opts, backend: options.backend });
+  } catch (e) {
+    throw located(e, found, file);
+  }
+}
+
+/** A constructor error (a range, an unimplemented feature) with the JSON path of the key it is about. */
+function located(e: unknown, found: LocatedOptimizer, file?: string): unknown {
+  if (!(e instanceof KerasoptError)) return e;
+  const named = e instanceof HyperparameterError ? e.hyperparameter : /^(\w+)[= ]/.exec(e.message)?.[1];
+  const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(found.config, k);
+  const key = named === undefined ? undefined : has(named) ? named : named === 'learning_rate' && has('lr') ? 'lr' : named === 'decay' && has('schedule_decay') ? 'schedule_decay' : undefined;
+  if (key === undefined) return e;
+  const path = joinPath(found.configPath, key);
+  return new ConfigError(path, `${e.message} (at ${path})`, file, e.code);
 }

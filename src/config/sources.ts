@@ -62,7 +62,7 @@ export async function loadConfigDocument(file: string): Promise<ConfigDocument> 
 }
 
 /** The optimizer of a file (.json, or any registered kind), located and its flavour detected. */
-export async function readOptimizerConfigFile(file: string): Promise<LocatedOptimizer & { readonly origin: string }> {
+export async function readOptimizerConfigFile(file: string): Promise<LocatedOptimizer & { readonly origin: string; readonly document: unknown }> {
   const doc = await loadConfigDocument(file);
-  return { ...locateOptimizer(doc.document, file), origin: doc.origin };
+  return { ...locateOptimizer(doc.document, file), origin: doc.origin, document: doc.document };
 }

@@ -26,7 +26,7 @@ const USAGE = `config show FILE [--json]
 
 async function show(file: string, json: boolean, io: Streams): Promise<number> {
   const found = await readOptimizerConfigFile(file);
-  const opt = deserialize(found.envelope ?? found.config, { file, onWarning: (m) => io.stderr.write(`warning: ${m}\n`) }) as Nadam;
+  const opt = deserialize(found.document, { file, onWarning: (m) => io.stderr.write(`warning: ${m}\n`) }) as Nadam;
   const d = found.detection;
   const written = serialize(opt);
   if (json) {
@@ -55,7 +55,7 @@ async function convert(file: string, to: string | undefined, dialect: string | u
   if (!isFlavour(to)) throw new KerasValueError(`--to must be keras3, tf-keras or keras2, got ${to === undefined ? 'nothing' : `'${to}'`}`);
   if (dialect !== undefined && !isDialect(dialect)) throw new KerasValueError(`--dialect must be one of ${Object.keys(LAYOUTS).join(', ')}, got '${dialect}'`);
   const found = await readOptimizerConfigFile(file);
-  deserialize(found.envelope ?? found.config, { file, onWarning: () => {} });
+  deserialize(found.document, { file, onWarning: () => {} });
   const result = convertConfig(found.config, { to, ...(dialect ? { dialect } : {}), fromDialect: found.detection.dialect });
   const text = `${dumpsPython(nadamEnvelope(result.config, result.dialect))}\n`;
   io.stderr.write(`converted ${found.detection.flavour} (${found.detection.dialect}) to ${to} (${result.dialect}); changes in behaviour:\n`);
