@@ -59,6 +59,22 @@ describe('kerasopt parity', () => {
     expect(r.err).toBe(''); // not a TTY: no progress bar in logs
   });
 
+  test('a folder argument stands for its fixtures; an empty folder or a payload is refused', async () => {
+    const dir = tempDir();
+    await nadamFixture(dir, { name: 'a', steps: 2 });
+    await nadamFixture(dir, { name: 'b', steps: 2 });
+    const r = await cli([dir]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('2 passed, 0 failed');
+    const empty = tempDir();
+    const none = await cli([empty]);
+    expect(none.code).toBe(2);
+    expect(none.err).toContain(`no parity fixtures found in ${empty}`);
+    const bin = await cli([join(dir, 'a.json'), join(dir, 'a.bin')]);
+    expect(bin.code).toBe(2);
+    expect(bin.err).toContain(`${join(dir, 'a.bin')} is a payload; name its manifest`);
+  });
+
   test('a failing fixture exits 1 and names the step and tensor', async () => {
     const dir = tempDir();
     const good = await nadamFixture(dir, { name: 'good', steps: 3 });

@@ -1,12 +1,24 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { IndexedSlices, Tensor, type Flavour, type FloatDType } from '../../src/index.js';
 import type { Tolerance } from '../../src/parity/fixture.js';
 import { nadamImplementation, recordTrajectory, type StepGradients } from '../../src/parity/record.js';
 import { writeFixture, type FixtureSpec } from '../../src/parity/write.js';
 
-export const tempDir = (): string => mkdtempSync(join(tmpdir(), 'kerasopt-parity-'));
+const made: string[] = [];
+// Registered at import time, so it runs after all tests of the importing file.
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary folder, removed after the tests of the file that made it. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kerasopt-parity-'));
+  made.push(dir);
+  return dir;
+}
 
 /** Deterministic pseudo-random numbers in [-1, 1) (a 32-bit LCG), so fixtures are reproducible. */
 export function lcg(seed: number): () => number {

@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getBackend } from '../../backends/registry.js';
@@ -76,10 +77,16 @@ export function createParityCommand(io: ParityIo): Command {
       }
       if (values.compare !== 'all' && values.compare !== 'variables') return fail(`--compare '${values.compare}': expected all or variables`);
       const dir = io.fixturesDir ?? fixturesDir();
-      const files = positionals.length > 0 ? positionals.map((p) => resolve(p)) : values.against ? [] : shippedFixtures(dir);
+      // A folder stands for the fixtures in it, so `kerasopt parity my-fixtures/` works.
+      const expand = (p: string): string[] => (existsSync(p) && statSync(p).isDirectory() ? shippedFixtures(p) : [p]);
+      const files = positionals.length > 0 ? positionals.flatMap((p) => expand(resolve(p))) : values.against ? [] : shippedFixtures(dir);
       if (files.length === 0) {
-        return fail(values.against ? '--against needs at least one ACTUAL.json trajectory to compare' : `no parity fixtures found in ${dir}: nothing was checked, so nothing passed (generate them with npm run fixtures, or name FIXTURE.json files)`);
+        if (values.against) return fail('--against needs at least one ACTUAL.json trajectory to compare');
+        const where = positionals.length > 0 ? positionals.join(', ') : dir;
+        return fail(`no parity fixtures found in ${where}: nothing was checked, so nothing passed (generate them with npm run fixtures, or name FIXTURE.json files)`);
       }
+      const payload = files.find((f) => f.endsWith('.bin'));
+      if (payload) return fail(`${payload} is a payload; name its manifest (the .json beside it), or the folder`);
       let expected: Fixture | null = null;
       if (values.against) {
         try {
