@@ -34,7 +34,7 @@ export function parseTolerance(text: string): Tolerance {
   throw new KerasValueError(`--tolerance '${text}': expected exact, ulp:N, allclose:RTOL:ATOL or relative:RTOL[:FLOOR]`);
 }
 
-const USAGE = `parity [FIXTURE.json ...] [--backend NAME] [--json OUT.json] [--html OUT.html]
+const USAGE = `parity [FIXTURE.json|DIR ...] [--backend NAME] [--json OUT.json] [--html OUT.html]
 parity --against EXPECTED.json ACTUAL.json ... [--compare all|variables] [--tolerance T] [--json ..] [--html ..]
     Replays parity fixtures with kerasopt's Nadam (default: every fixture shipped in fixtures/) and
     prints per fixture its provenance, the largest ULP / absolute / relative distance, where it first
