@@ -5,6 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import { createConfigCommand } from '../src/cli/commands/config.js';
 import { configSourceExtensions, registerConfigSource } from '../src/index.js';
+import { missingPython, python } from './helpers/python.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
@@ -61,6 +62,15 @@ describe('kerasopt config', () => {
     await expect(cli(['convert', file('a.json', TRAINING), '--to', 'keras4'])).rejects.toThrow(/--to must be keras3, tf-keras or keras2/);
     await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adam", "config": {}}}')])).rejects.toThrow(/'Adam': kerasopt implements Nadam only/);
     await expect(cli(['show', file('bad2.json', '{"optimizer_config": ')])).rejects.toThrow(/bad2\.json \(the JSON file\): not valid JSON/);
+  });
+
+  test('.h5: the training_config attribute, through the registered Keras-file loader (file MADE BY US with h5py)', async () => {
+    if (missingPython(['h5py'])) return;
+    const h5 = join(dir, 'made_by_us.h5');
+    python('import h5py,sys\nwith h5py.File(sys.argv[1], "w") as f: f.attrs["training_config"] = sys.stdin.read()', [h5], TRAINING);
+    const r = await cli(['show', h5]);
+    expect(r.out).toContain('(attribute training_config of /)');
+    expect(r.out).toContain('Keras writes this config back unchanged.');
   });
 
   test('a file kind without a registered loader says which loader is missing; a registered one is used', async () => {

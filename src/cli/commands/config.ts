@@ -7,6 +7,8 @@ import { deserialize, nadamEnvelope, serialize } from '../../config/serialize.js
 import { readOptimizerConfigFile } from '../../config/sources.js';
 import { KerasValueError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
+// Registers the .h5/.hdf5/.keras config loaders (src/formats/configSource.ts) with src/config/sources.ts.
+import '../../formats/index.js';
 import { isFlavour } from '../../optimizers/flavour.js';
 import type { Nadam } from '../../optimizers/nadam/index.js';
 import type { Command } from '../command.js';
