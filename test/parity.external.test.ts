@@ -160,6 +160,11 @@ describe('comparing an external implementation with an expected trajectory', () 
     const actual = loadFixture(writeFixture(tempDir(), { ...spec, name: 'other' }, trajectory));
     expect(() => compareTrajectories(expected, actual)).toThrow(FormatError);
     expect(() => compareTrajectories(expected, actual)).toThrow(/step 2 'grad:b' differs from the expected fixture's at element 0 .*not fed the same inputs/);
+    const resumedFrom = { initial: new Map([...inputs.initial, ['weight:iterations', Tensor.from([5n], 'int64', [])]]), gradients };
+    const other = await recordTrajectory(nadamImplementation({ learning_rate: 0.01 }, 'tf-keras'), resumedFrom);
+    const expected2 = loadFixture(writeFixture(tempDir(), { ...spec, name: 'e2' }, { initial: new Map([...inputs.initial, ['weight:iterations', Tensor.from([0n], 'int64', [])]]), steps: expected.steps }));
+    const actual2 = loadFixture(writeFixture(tempDir(), { ...spec, name: 'a2' }, other));
+    expect(() => compareTrajectories(expected2, actual2)).toThrow(/initial state 'weight:iterations' differs from the expected fixture's at element 0 \(5 vs 0\)/);
   });
 });
 

@@ -53,6 +53,8 @@ export function compareTrajectories(expected: Fixture, actual: Fixture, options:
   const names = (f: Fixture) => f.manifest.variables.map((v) => `${v.name}${shapeToString(v.shape)}`).join(', ');
   if (names(actual) !== names(expected)) throw new FormatError(file, `variables ${names(actual)} differ from the expected fixture's ${names(expected)}`);
   for (const v of e.variables) sameInput(`var:${v.name}`, expected.initial.get(`var:${v.name}`)!, actual.initial.get(`var:${v.name}`), 'initial state', file);
+  // Other initial state (slots of a resumed run ...) must agree wherever both record it.
+  for (const [key, t] of expected.initial) if (!key.startsWith('var:') && actual.initial.has(key)) sameInput(key, t, actual.initial.get(key), 'initial state', file);
 
   const compared = e.step.map((r) => r.key).filter((k) => !isGradientKey(k) && (scope === 'all' || k.startsWith('var:')));
   const have = new Set(a.step.map((r) => r.key));
