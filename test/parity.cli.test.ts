@@ -161,6 +161,9 @@ describe('kerasopt parity', () => {
     expect(strict.out).toContain('compared with: recorded: kerasopt Nadam');
     expect((await cli(['--against', good, bad, '--tolerance', 'ulp:1'])).code).toBe(0);
     expect((await cli(['--against', good, good])).code).toBe(0);
+    const onlyVars = await cli(['--against', good, good, '--compare', 'variables']);
+    expect(onlyVars.out).toMatch(/good vs good\s+external\s+tf-keras\s+float32\s+3\s+6\s/); // 3 steps x 2 variables
+    expect((await cli(['--against', good, good, '--compare', 'slots'])).err).toContain("--compare 'slots': expected all or variables");
     const noActual = await cli(['--against', good]);
     expect(noActual.code).toBe(2);
     expect(noActual.err).toContain('--against needs at least one ACTUAL.json');
