@@ -225,7 +225,7 @@ describe('custom objects: only what the caller registers, never code from the co
     const Warm = { fromConfig: (c: Record<string, unknown>) => ({ className: 'Warm', call: () => c['x'] as number, getConfig: () => c }) };
     const opt = deserialize(text, { ...quiet, customObjects: { 'Custom>Warm': Warm } }) as Nadam;
     expect(opt.learningRateValue()).toBe(2);
-    expect(dumpsPython(serialize(opt))).toContain('"learning_rate": {"module": null, "class_name": "Warm", "config": {"x": 2.0}, "registered_name": "Warm"}');
+    expect(dumpsPython(serialize(opt))).toContain('"learning_rate": {"module": null, "class_name": "Warm", "config": {"x": 2.0}, "registered_name": "Custom>Warm"}');
   });
 });
 

@@ -19,6 +19,9 @@ export const SCHEDULES_MODULE = 'keras.optimizers.schedules';
 /** The config each deserialized schedule was read from, so that its Python float marks survive. */
 const sources = new WeakMap<LearningRateSchedule, Record<string, unknown>>();
 
+/** The Keras 3 envelope fields of custom schedules as read, so they are written back as they were. */
+const customEnvelopes = new WeakMap<LearningRateSchedule, { module: string | null; registered_name: string | null }>();
+
 /** Schedule config keys that Keras documents as Python floats. */
 const FLOAT_SCHEDULE_KEYS = new Set(['initial_learning_rate', 'decay_rate', 'end_learning_rate', 'power']);
 
@@ -49,11 +52,12 @@ export function serializeSchedule(schedule: LearningRateSchedule, dialect: Confi
   }
   const builtIn = Object.prototype.hasOwnProperty.call(SCHEDULE_CLASSES, schedule.className);
   if (LAYOUTS[dialect].envelope === 'class-config') return { class_name: schedule.className, config };
+  const custom = customEnvelopes.get(schedule);
   return {
-    module: builtIn ? SCHEDULES_MODULE : null,
+    module: custom ? custom.module : builtIn ? SCHEDULES_MODULE : null,
     class_name: schedule.className,
     config,
-    registered_name: builtIn ? null : schedule.className,
+    registered_name: custom ? custom.registered_name : builtIn ? null : schedule.className,
   };
 }
 
@@ -77,6 +81,7 @@ export function deserializeSchedule(value: unknown, options: ScheduleReadOptions
   if (custom) {
     const made = custom.fromConfig(plain(env.config));
     if (!isLearningRateSchedule(made)) throw new ConfigError(joinPath(path, 'class_name'), `customObjects['${name}'].fromConfig did not return a learning-rate schedule (call and getConfig)`, options.file);
+    if ('module' in env || 'registered_name' in env) customEnvelopes.set(made, { module: env.module ?? null, registered_name: env.registered_name ?? null });
     return made;
   }
   const builtIn = env.registered_name == null && Object.prototype.hasOwnProperty.call(SCHEDULE_CLASSES, env.class_name);
