@@ -57,9 +57,12 @@ export function tensorOfDump(d: { dtype: string; shape: number[]; hex: string })
   return new Tensor(dtype, d.shape, new data(buf) as never);
 }
 
-/** The real Keras files of the shared corpus (../shared/corpus/real), skipping its PROVENANCE notes. */
+/**
+ * The real Keras files of the shared corpus (../shared/corpus/real), skipping its PROVENANCE notes.
+ * KERASOPT_CORPUS_DIR points elsewhere, to try the corpus tests on other files.
+ */
 export function corpusFiles(): string[] {
-  const dir = resolve(HERE, '../../../shared/corpus/real');
+  const dir = process.env.KERASOPT_CORPUS_DIR ?? resolve(HERE, '../../../shared/corpus/real');
   let names: string[] = [];
   try {
     names = readdirSync(dir);

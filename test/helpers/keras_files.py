@@ -274,8 +274,13 @@ def attr_json(obj):
 
 
 def dump(path):
+    """h5py's reading of an HDF5 file, or of the model.weights.h5 inside a .keras archive."""
     out = {'attrs': {}, 'datasets': {}, 'groups': []}
-    with h5py.File(path, 'r') as f:
+    source = path
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            source = io.BytesIO(zf.read('model.weights.h5'))
+    with h5py.File(source, 'r') as f:
         out['attrs']['/'] = attr_json(f)
 
         def visit(name, obj):
