@@ -75,6 +75,13 @@ describe('serialize writes each release\'s keys, order, defaults and number form
     expect(dumpsPython(serialize(opt, { dialect: 'keras-2.3' }))).toBe(WRITTEN['keras-2.3']);
     expect(() => serialize(new Nadam({ global_clipnorm: 1 }), { dialect: 'tf-2.0' })).toThrow(/global_clipnorm=1 cannot be written in the tf-2.0 layout/);
   });
+
+  test('Keras 3 <-> TF 2.11 layouts: same values, each release\'s keys and envelope', () => {
+    const k3 = new Nadam({ flavour: 'keras3', name: 'Nadam' });
+    expect(dumpsPython(serialize(k3, { dialect: 'tf-2.11' }))).toBe(WRITTEN['tf-2.11']);
+    const tf211 = deserialize(WRITTEN['tf-2.11'], quiet) as Nadam;
+    expect(dumpsPython(serialize(tf211, { dialect: 'keras-3' }))).toBe(WRITTEN['keras-3'].replace('"name": "nadam"', '"name": "Nadam"'));
+  });
 });
 
 describe('flavour detection', () => {
