@@ -9,7 +9,15 @@ const compiled = new Map<string, ValidateFunction>();
 export function validator(name: string): ValidateFunction {
   let v = compiled.get(name);
   if (!v) {
-    v = ajv.compile(JSON.parse(readFileSync(schemaPath(name), 'utf8')));
+    const schema = JSON.parse(readFileSync(schemaPath(name), 'utf8')) as { $id?: string };
+    try {
+      v = ajv.compile(schema);
+    } catch (e) {
+      // ajv keeps a schema registered under its $id even when compiling it failed; forget it so the
+      // next call reports the real error again instead of "already exists".
+      if (schema.$id) ajv.removeSchema(schema.$id);
+      throw e;
+    }
     compiled.set(name, v);
   }
   return v;
