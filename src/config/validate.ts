@@ -52,7 +52,8 @@ function sentence(e: ErrorObject, value: unknown, base: string): { path: string;
 export function checkSchema(schema: string, value: unknown, base: string, file?: string, what = 'config'): void {
   const validate = validator(schema);
   if (validate(value)) return;
-  const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if' && !(e.keyword === 'type' && (e.params as { type?: string }).type === 'object' && e.schemaPath.includes('anyOf')) && !(e.keyword === 'type' && e.schemaPath.includes('anyOf')));
+  // 'if' failures and the per-branch type errors of an anyOf repeat what the other errors say.
+  const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if' && !(e.keyword === 'type' && e.schemaPath.includes('anyOf')));
   const list = errors.map((e) => sentence(e, value, base));
   const first = list[0] ?? { path: base, text: `${where(base)}: does not match ${schema}` };
   throw new ConfigError(first.path, `invalid ${what}: ${list.map((s) => s.text).join('; ')}`, file);
