@@ -161,6 +161,9 @@ describe('bad input: a clear error with the JSON path in words', () => {
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.path).toBe('optimizer_config.config.beta_1');
     expect(e.message).toBe('in.json: invalid tf-keras Nadam config: at optimizer_config.config.beta_1: expected number, got "0.9"');
+    expect(error('{"class_name": "Nadam", "config": {"learning_rate": "x"}}').message).toBe(
+      'in.json: invalid tf-keras Nadam config: at config.learning_rate: expected a number or a serialized schedule object, got "x"',
+    );
   });
 
   test('unknown keys, in the schema and in the release layout', () => {
