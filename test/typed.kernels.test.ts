@@ -129,6 +129,27 @@ describe('float32 dense kernels: wasm f32x4 against Math.fround', () => {
     });
   }
 
+  test('staging a gradient through a full arena uses its reserved scratch, never its allocatable memory', () => {
+    const n = CHUNK + 1001;
+    const scalars = scalarsFor(NADAM_DENSE_TF_KERAS);
+    const fresh = [randomFloat32(n), randomFloat32(n), randomFloat32(n, { positive: true }), randomFloat32(n)];
+    const plain = fresh.map((x) => x.slice());
+    const arena = new Float32Arena(4 * n);
+    const [w, m, v] = fresh.slice(0, 3).map((x) => {
+      const y = arena.allocate(n);
+      y.set(x);
+      return y;
+    });
+    const untouched = arena.allocate(arena.remaining); // everything else the arena can give
+    untouched.fill(7);
+    const g = fresh[3]!.slice(); // the gradient stays an ordinary array
+    compileKernel(NADAM_DENSE_TF_KERAS, 'float32')(w, m, v, g, n, ...scalars);
+    compileKernel(NADAM_DENSE_TF_KERAS, 'float32', { simd: false })(plain[0], plain[1], plain[2], plain[3], n, ...scalars);
+    expect([w!, m!, v!].map(bitsOf)).toEqual(plain.slice(0, 3).map(bitsOf));
+    expect(untouched.every((x) => x === 7)).toBe(true);
+    expect(bitsOf(g)).toEqual(bitsOf(fresh[3]!));
+  });
+
   test('a Float32Arena refuses what it cannot hold, and hands out aligned, zeroed, disjoint arrays', () => {
     const arena = new Float32Arena(100);
     const a = arena.allocate(10);

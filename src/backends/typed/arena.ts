@@ -6,6 +6,11 @@ const PAGE = 65536;
 /** Allocations start on 64-byte boundaries (a cache line; any f32x4 alignment). */
 const ALIGN = 64;
 const arenas = new WeakMap<ArrayBuffer, Float32Arena>();
+/**
+ * Bytes at the end of every arena that kernels use to stage arrays living outside it (a gradient in
+ * an ordinary typed array, say) while the arena's own arrays are used in place. Not allocatable.
+ */
+export const ARENA_SCRATCH_BYTES = 256 * 1024;
 
 /**
  * A fixed block of WebAssembly memory to allocate float32 tensors from. The typed backend's float32
@@ -22,28 +27,35 @@ const arenas = new WeakMap<ArrayBuffer, Float32Arena>();
  */
 export class Float32Arena {
   readonly memory: WasmMemory;
+  /** Where the kernels' staging area starts (the end of the allocatable bytes). */
+  readonly scratchOffset: number;
   private used = 0;
 
   /** An arena for `capacity` float32 elements (plus alignment padding). */
   constructor(capacity: number) {
     if (!wasmApi) throw new BackendError('Float32Arena needs WebAssembly, which this runtime lacks');
     if (!Number.isInteger(capacity) || capacity < 0) throw new BackendError(`Float32Arena capacity must be a non-negative integer, got ${capacity}`);
-    const pages = Math.max(1, Math.ceil((capacity * 4 + 16 * ALIGN) / PAGE));
+    const pages = Math.ceil((capacity * 4 + 16 * ALIGN + ARENA_SCRATCH_BYTES) / PAGE);
     if (pages > 65536) throw new BackendError(`Float32Arena of ${capacity} float32 elements exceeds wasm32's 4 GiB`);
     this.memory = new wasmApi.Memory({ initial: pages, maximum: pages });
+    this.scratchOffset = pages * PAGE - ARENA_SCRATCH_BYTES;
     arenas.set(this.memory.buffer, this);
   }
 
-  /** Elements still free (before alignment padding). */
+  /** The largest array `allocate` can still hand out. */
   get remaining(): number {
-    return Math.floor((this.memory.buffer.byteLength - this.used) / 4);
+    return Math.max(0, Math.floor((this.scratchOffset - this.nextStart()) / 4));
+  }
+
+  private nextStart(): number {
+    return Math.ceil(this.used / ALIGN) * ALIGN;
   }
 
   /** A zero-filled Float32Array of `n` elements inside the arena. */
   allocate(n: number): Float32Array {
     if (!Number.isInteger(n) || n < 0) throw new BackendError(`cannot allocate ${n} float32 elements`);
-    const start = Math.ceil(this.used / ALIGN) * ALIGN;
-    if (start + n * 4 > this.memory.buffer.byteLength) {
+    const start = this.nextStart();
+    if (start + n * 4 > this.scratchOffset) {
       throw new BackendError(`Float32Arena is full: ${n} float32 elements requested, ${this.remaining} left`);
     }
     this.used = start + n * 4;
@@ -58,7 +70,7 @@ export class Float32Arena {
   /** Like `zeros`, but null instead of an error when the arena cannot hold it. */
   tryZeros(shape: readonly number[]): Tensor<'float32'> | null {
     const n = shape.reduce((a, b) => a * b, 1);
-    return Math.ceil(this.used / ALIGN) * ALIGN + n * 4 <= this.memory.buffer.byteLength ? this.zeros(shape) : null;
+    return this.nextStart() + n * 4 <= this.scratchOffset ? this.zeros(shape) : null;
   }
 
   /** A float32 tensor inside the arena holding a copy of `values` (rounded to float32). */

@@ -1,5 +1,5 @@
 import type { CompiledKernel, KernelSource } from './codegen.js';
-import { Float32Arena } from './arena.js';
+import { ARENA_SCRATCH_BYTES, Float32Arena } from './arena.js';
 import { F32, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, wasmApi, type FunctionSpec, type WasmMemory } from './wasmBinary.js';
 
 /*
@@ -189,14 +189,23 @@ function overlapping(arrays: readonly Float32Array[]): boolean {
   return false;
 }
 
+/** Where a kernel runs: a module instance, and the staging slots in its memory. */
+interface Site {
+  readonly run: (...args: number[]) => void;
+  readonly slots: readonly Float32Array[];
+  /** The buffer whose arrays the site uses in place (none for the kernel's private memory). */
+  readonly inPlace: ArrayBuffer | null;
+}
+
 /**
  * The float32 kernel backed by wasm f32x4, or null when the source is untranslatable or wasm SIMD is
- * unavailable. When every array lives in the same Float32Arena it runs in place in the arena's memory;
- * otherwise each call copies `chunk` elements of every array into the kernel's own wasm memory, runs,
- * and copies the written arrays back. It defers to `scalar` (the Math.fround kernel of the same
- * source) when the tensor is small, when a scalar argument is not exactly a float32 (the plain kernel
- * would use its double value), when an array is shorter than n, or when two arrays overlap (the
- * vector loop would not see the other's writes element by element).
+ * unavailable. Arrays that live in a Float32Arena are used in place; the others are staged through
+ * wasm memory `chunk` elements at a time (copied in, and copied back if written). When no array is in
+ * an arena this happens in the kernel's own wasm memory. The last n % 4 elements go through `scalar`
+ * (the Math.fround kernel of the same source), which also takes over entirely when the tensor is
+ * small, when a scalar argument is not exactly a float32 (the plain kernel would use its double value),
+ * when an array is shorter than n, or when two arrays overlap (the vector loop would not see the
+ * other's writes element by element).
  */
 export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk = CHUNK): CompiledKernel | null {
   const translated = translateToF32x4(source);
@@ -206,39 +215,36 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
   const bytes = moduleBytes(translated.spec, Math.ceil((arrayNames.length * chunk * 4) / 65536));
   const inPlaceBytes = moduleBytes(translated.spec, 'import');
   if (!api.validate(bytes) || !api.validate(inPlaceBytes)) return null;
-  const { exports } = new api.Instance(new api.Module(bytes));
-  const run = exports.run as (...args: number[]) => void;
-  const buffer = (exports.memory as WasmMemory).buffer;
+  const own = new api.Instance(new api.Module(bytes)).exports;
+  const ownBuffer = (own.memory as WasmMemory).buffer;
+  const privateSite: Site = {
+    run: own.run as Site['run'],
+    slots: arrayNames.map((_, k) => new Float32Array(ownBuffer, k * chunk * 4, chunk)),
+    inPlace: null,
+  };
   const inPlaceModule = new api.Module(inPlaceBytes);
-  const inArena = new WeakMap<Float32Arena, (...args: number[]) => void>();
-  const runIn = (arena: Float32Arena) => {
-    let f = inArena.get(arena);
-    if (!f) {
-      f = new api.Instance(inPlaceModule, { env: { memory: arena.memory } }).exports.run as (...args: number[]) => void;
-      inArena.set(arena, f);
+  const arenaChunk = Math.floor(ARENA_SCRATCH_BYTES / (arrayNames.length * 16)) * 4;
+  const arenaSites = new WeakMap<Float32Arena, Site>();
+  const siteOf = (arena: Float32Arena): Site => {
+    let site = arenaSites.get(arena);
+    if (!site) {
+      const { buffer } = arena.memory;
+      site = {
+        run: new api.Instance(inPlaceModule, { env: { memory: arena.memory } }).exports.run as Site['run'],
+        slots: arrayNames.map((_, k) => new Float32Array(buffer, arena.scratchOffset + k * arenaChunk * 4, arenaChunk)),
+        inPlace: buffer,
+      };
+      arenaSites.set(arena, site);
     }
-    return f;
+    return site;
   };
 
   const arrayAt = arrayNames.map((a) => source.params.indexOf(a));
   const written = source.writes.map((w) => arrayNames.indexOf(w));
   const nAt = source.params.indexOf('n');
   const scalarAt = source.params.map((_, k) => k).filter((k) => !arrayAt.includes(k) && k !== nAt);
-  const slots = arrayNames.map((_, k) => new Float32Array(buffer, k * chunk * 4, chunk));
-  const callArgs = [...slots.map((s) => s.byteOffset), 0, ...scalarAt.map(() => 0)];
+  const callArgs = [...arrayNames.map(() => 0), 0, ...scalarAt.map(() => 0)];
   const lengthArg = arrayNames.length;
-
-  /** Whole vectors in place; the last n % 4 elements by the plain kernel on subarrays. */
-  const inPlace = (arena: Float32Arena, arrays: Float32Array[], n: number, args: unknown[]): void => {
-    const vectors = n & ~3;
-    const inPlaceArgs = [...arrays.map((a) => a.byteOffset), vectors * 4, ...callArgs.slice(lengthArg + 1)];
-    runIn(arena)(...inPlaceArgs);
-    if (vectors === n) return;
-    const tail = [...args];
-    arrayAt.forEach((k, j) => (tail[k] = arrays[j]!.subarray(vectors)));
-    tail[nAt] = n - vectors;
-    scalar(...tail);
-  };
 
   const kernel = (...args: unknown[]): unknown => {
     const n = args[nAt] as number;
@@ -249,14 +255,31 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
       callArgs[lengthArg + 1 + s] = x;
     }
     if (n < SIMD_MIN_ELEMENTS || arrays.some((a) => a.length < n) || overlapping(arrays)) return scalar(...args);
-    const arena = Float32Arena.of(arrays[0]!);
-    if (arena && arrays.every((a) => a.buffer === arrays[0]!.buffer)) return inPlace(arena, arrays, n, args);
-    for (let start = 0; start < n; start += chunk) {
-      const length = Math.min(chunk, n - start);
-      for (let k = 0; k < arrays.length; k++) slots[k]!.set(arrays[k]!.subarray(start, start + length));
-      callArgs[lengthArg] = ((length + 3) >> 2) << 4; // whole f32x4 vectors; the padding lanes are never copied back
-      run(...callArgs);
-      for (const k of written) arrays[k]!.set(slots[k]!.subarray(0, length), start);
+    const arena = arrays.map((a) => Float32Arena.of(a)).find((x) => x !== undefined);
+    const site = arena ? siteOf(arena) : privateSite;
+    const inPlace = arrays.map((a) => a.buffer === site.inPlace);
+    const staged = inPlace.includes(false);
+    const end = n & ~3;
+    const step = staged ? site.slots[0]!.length : end;
+    for (let start = 0; start < end; start += step) {
+      const length = Math.min(step, end - start);
+      for (let k = 0; k < arrays.length; k++) {
+        if (inPlace[k]) {
+          callArgs[k] = arrays[k]!.byteOffset + start * 4;
+        } else {
+          site.slots[k]!.set(arrays[k]!.subarray(start, start + length));
+          callArgs[k] = site.slots[k]!.byteOffset;
+        }
+      }
+      callArgs[lengthArg] = length * 4;
+      site.run(...callArgs);
+      for (const k of written) if (!inPlace[k]) arrays[k]!.set(site.slots[k]!.subarray(0, length), start);
+    }
+    if (end < n) {
+      const tail = [...args];
+      arrayAt.forEach((k, j) => (tail[k] = arrays[j]!.subarray(end)));
+      tail[nAt] = n - end;
+      scalar(...tail);
     }
     return undefined;
   };
