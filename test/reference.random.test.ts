@@ -58,10 +58,8 @@ function spec(flavour: string, dtype: string, n: number): Record<string, unknown
 
 describe.skipIf(missingPython(['numpy']) !== null)(`random reference runs replay bit for bit (seed ${seed})`, () => {
   PROMISED.forEach(([flavour, dtype], n) => {
-    // keras2 clipnorm with a sparse gradient: see README (our norm takes the values, Keras 2 densifies first)
     test(`${flavour} ${dtype}`, async () => {
-      let s = spec(flavour, dtype, n);
-      if (flavour === 'keras2' && 'clipnorm' in s) s = { ...s, variables: [(s.variables as unknown[])[0]] };
+      const s = spec(flavour, dtype, n);
       python('import runpy, sys; sys.argv = ["g"] + sys.argv[1:]; runpy.run_path("scripts/generate_fixtures.py", run_name="__main__")',
         ['--engine', 'reference', '--spec', JSON.stringify(s), '--out', dir]);
       const fixture = loadFixture(join(dir, `${s.name}.json`));

@@ -131,8 +131,10 @@ def _shipped_reference():
                   40, 7, 'clipvalue=0.5 then nothing else', lr=0.01, clipvalue=0.5))
     c.append(case('tf-keras-float32-clip-both', 'tf-keras', 'float32', [dense('kernel', [5, 3])], 30, 8,
                   'clipvalue=0.75 then clipnorm=1.5, in TF\'s order', values='fewbits', lr=0.01, clipnorm=1.5, clipvalue=0.75))
-    c.append(case('keras2-float32-clipnorm', 'keras2', 'float32', [dense('kernel', [4, 3]), dense('bias', [6])], 30, 9,
-                  'Keras 2 clipnorm=2.0: one norm over all gradients, scaled only when norm >= clipnorm; then clipvalue=0.875',
+    c.append(case('keras2-float32-clipnorm', 'keras2', 'float32', [dense('kernel', [4, 3]), dense('bias', [6]),
+                                                                sparse('embedding', [6, 2], 4)], 30, 9,
+                  'Keras 2 clipnorm=2.0: one norm over all gradients (sparse ones made dense first, duplicates summed), '
+                  'scaled only when norm >= clipnorm; then clipvalue=0.875',
                   values='fewbits', clipnorm=2.0, clipvalue=0.875))
     c.append(case('keras3-float32-clipnorm', 'keras3', 'float32', [dense('kernel', [4, 3])], 30, 10,
                   'Keras 3 clipnorm=1.0 (clip_by_norm per tensor)', values='fewbits', lr=0.01, clipnorm=1.0))

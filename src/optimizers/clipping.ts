@@ -75,7 +75,10 @@ function* clipKeras2Norm(backend: Backend, grads: readonly AnyGradient[], clip: 
   if (grads.length === 0) return [];
   const a = arith(valuesOf(grads[0]!).dtype);
   const c = a.cast(clip);
-  const norm = yield* globalNorm(backend, grads, a);
+  // K.square densifies an IndexedSlices (duplicate rows summed) before K.sum: the norm is the dense gradient's.
+  const dense: AnyGradient[] = [];
+  for (const g of grads) dense.push(g instanceof IndexedSlices ? yield* densify(backend, g) : g);
+  const norm = yield* globalNorm(backend, dense, a);
   if (!(norm >= c)) return [...grads];
   const scale = a.div(c, norm);
   const out: AnyGradient[] = [];
