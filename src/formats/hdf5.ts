@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type * as H5Wasm from 'h5wasm/node';
-import { FormatError, UnsupportedDTypeError } from '../errors.js';
+import { FormatError } from '../errors.js';
+import { FLOAT16_MARKER, float16Nonce, float16Placeholder, patchFloat16 } from './float16.js';
 import type { DType } from '../tensor/dtype.js';
 import { sizeOf, Tensor } from '../tensor/tensor.js';
 
@@ -78,7 +79,8 @@ export class H5File {
     if (mode !== 'w') checkHdf5File(path, label);
     let f: H5Wasm.File;
     try {
-      f = new h5wasm.File(path, mode);
+      // libhdf5's default bounds (earliest, latest), as h5py uses: v0 superblock and v1 object headers
+      f = new h5wasm.File(path, mode, { libver: ['earliest', 'latest'] });
     } catch (e) {
       throw new FormatError(label, `libhdf5 cannot open it: ${(e as Error).message}`);
     }
@@ -86,8 +88,21 @@ export class H5File {
     return new H5File(path, label, f);
   }
 
+  /** float16 datasets created as float32 placeholders, to patch when the file is closed. */
+  private readonly float16 = new Map<string, string>();
+
+  /** Closes the file; float16 datasets created in it get their datatype now (see float16.ts). */
   close(): void {
     this.file.close();
+    if (this.float16.size === 0) return;
+    patchFloat16(this.path, this.label, [...this.float16.keys()]);
+    const again = new h5wasm.File(this.path, 'a', { libver: ['earliest', 'latest'] });
+    try {
+      for (const path of this.float16.values()) (again.get(path) as H5Wasm.Dataset).delete_attribute(FLOAT16_MARKER);
+    } finally {
+      again.close();
+      this.float16.clear();
+    }
   }
 
   /** Names of the members of group `path` ('' or '/' for the root), or null when it is not a group. */
@@ -210,17 +225,16 @@ export class H5File {
     }
   }
 
-  /** Creates a dataset holding `t` (contiguous, no compression, as Keras's create_dataset). */
+  /**
+   * Creates a dataset holding `t` (contiguous, no compression, as Keras's create_dataset). float16
+   * datasets are finished when the file is closed (h5wasm cannot create them directly).
+   */
   createTensor(path: string, t: Tensor): void {
-    if (t.dtype === 'float16') {
-      throw new UnsupportedDTypeError(
-        `cannot create the float16 dataset ${abs(path)} in ${this.label}: h5wasm's libhdf5 build creates only 32/64-bit floats ` +
-          '(existing float16 datasets can be updated in place)',
-      );
-    }
     const parts = split(path);
     this.ensureGroups(parts.slice(0, -1).join('/'));
-    const bytes = bytesOf(t);
+    const half = t.dtype === 'float16';
+    const placeholder = half ? float16Placeholder(t) : null;
+    const bytes = placeholder ? new Uint8Array(placeholder.buffer, placeholder.byteOffset, placeholder.byteLength) : bytesOf(t);
     const M = mod();
     const ptr = M._malloc(Math.max(bytes.length, 1));
     try {
@@ -228,7 +242,7 @@ export class H5File {
       const shape = t.shape.map(BigInt);
       const meta = {
         type: t.dtype.startsWith('float') ? M.H5T_class_t.H5T_FLOAT.value : M.H5T_class_t.H5T_INTEGER.value,
-        size: BYTES[t.dtype],
+        size: half ? 4 : BYTES[t.dtype],
         signed: !t.dtype.startsWith('float'),
         vlen: false,
         littleEndian: true,
@@ -244,6 +258,11 @@ export class H5File {
       if (status < 0) throw new FormatError(this.label, `libhdf5 cannot create dataset ${abs(path)}`);
     } finally {
       M._free(ptr);
+    }
+    if (half) {
+      const nonce = float16Nonce();
+      this.objectAt(path).create_attribute(FLOAT16_MARKER, nonce, null, `A${nonce.length}`);
+      this.float16.set(nonce, abs(path));
     }
   }
 
