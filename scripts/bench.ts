@@ -130,7 +130,7 @@ const CONTENDERS: Contender[] = [
       const opt = new Nadam();
       opt.applyGradientsSync([[g, w]]); // creates the slots
       const inArena = ['m', 'v'].every((s) => Float32Arena.of(opt.getSlot(w, s).value.data) === arena);
-      if (!inArena) notes.add('public API in a Float32Arena: the optimizer allocated m and v outside the arena, so this row still copies chunks.');
+      if (!inArena) notes.add('public API in a Float32Arena: the optimizer allocated m and v outside the arena, so that row uses the variable and the gradient in place but stages m and v through the arena\'s scratch.');
       return () => opt.applyGradientsSync([[g, w]]);
     },
   },
