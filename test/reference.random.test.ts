@@ -25,8 +25,8 @@ const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
 const PROMISED: Array<[string, string]> = [
   ['tf-keras', 'float32'], ['tf-keras', 'float64'], ['tf-keras', 'float16'],
-  ['keras2', 'float32'], ['keras2', 'float64'],
-  ['keras3', 'float32'], ['keras3', 'float64'],
+  ['keras2', 'float32'], ['keras2', 'float64'], ['keras2', 'float16'],
+  ['keras3', 'float32'], ['keras3', 'float64'], ['keras3', 'float16'],
 ];
 
 function spec(flavour: string, dtype: string, n: number): Record<string, unknown> {

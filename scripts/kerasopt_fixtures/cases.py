@@ -147,6 +147,11 @@ def _shipped_reference():
                           lr=0.01))
     c.append(case('tf-keras-float16-dense', 'tf-keras', 'float16', [dense('kernel', [4, 3]), dense('bias', [5])], 40, 15,
                   'float16 variables (half ops as Eigen does them: float32 then rounded, pow via powf)', lr=0.01))
+    # float16: beta_2 = 0.999 rounds to 1.0 in half (1 - beta_2^t = 0); Keras users of half variables raise epsilon
+    c.append(case('keras2-float16-dense-sparse', 'keras2', 'float16', [dense('kernel', [4, 3]), sparse('embedding', [6, 2], 3)],
+                  40, 17, 'Keras 2 with floatx=float16', lr=0.01, beta_2=0.99, epsilon=1e-3))
+    c.append(case('keras3-float16-dense', 'keras3', 'float16', [dense('kernel', [4, 3])], 40, 18,
+                  'Keras 3 float16 variables (u_product in float16)', lr=0.01, beta_2=0.99, epsilon=1e-3))
     return c
 
 
