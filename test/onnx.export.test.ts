@@ -111,12 +111,21 @@ async function replayWithExportedStep(fixture: Fixture): Promise<{ compared: num
   const [first, second] = opt.recipe.slotNames;
   const state = new Map(m.variables.map((spec) => {
     const w = fixture.initial.get(`var:${spec.name}`)!.clone() as FloatTensor;
-    return [spec.name, { w, m: Tensor.zeros(m.dtype, w.shape), v: Tensor.zeros(m.dtype, w.shape) }];
+    return [spec.name, { w, m: Tensor.zeros(m.dtype, w.shape) as FloatTensor, v: Tensor.zeros(m.dtype, w.shape) as FloatTensor }];
   }));
   const probe = new Variable(Tensor.zeros(m.dtype, [1]), { name: 'probe' });
   opt.build([probe]);
   let iterations = 0;
   let schedule = 1;
+  for (const [key, value] of fixture.initial) {
+    const slot = /^slot:([a-z_]+):(.+)$/.exec(key);
+    if (key.startsWith('var:')) continue;
+    if (slot && (slot[1] === first || slot[1] === second)) state.get(slot[2]!)![slot[1] === first ? 'm' : 'v'] = value.clone() as FloatTensor;
+    else if (key === 'weight:iterations') iterations = value.get(0);
+    else if (key === `weight:${opt.recipe.scheduleWeight}`) schedule = value.get(0);
+    else throw new Error(`${m.name}: unexpected initial record ${key}`);
+  }
+  const tolerance = m.dtype === 'float64' && m.tolerance.kind === 'exact' ? FLOAT64_REPLAY : m.tolerance;
   const failing: string[] = [];
   let compared = 0;
   let maxUlp = 0;
@@ -144,7 +153,7 @@ async function replayWithExportedStep(fixture: Fixture): Promise<{ compared: num
         else if (key === `weight:${opt.recipe.scheduleWeight}`) actual = Tensor.scalar(schedule, m.dtype);
         else throw new Error(`${m.name}: unexpected record ${key}`);
         const e = expected.dtype === 'int64' ? Tensor.from(expected.toArray(), 'float64', expected.shape) : expected;
-        const d = compareTensors(actual, e, expected.dtype === 'int64' ? { kind: 'exact' } : m.tolerance);
+        const d = compareTensors(actual, e, expected.dtype === 'int64' ? { kind: 'exact' } : tolerance);
         compared++;
         if (key !== 'weight:iterations') maxUlp = Math.max(maxUlp, Number.isFinite(d.maxUlp) ? d.maxUlp : Infinity);
         if (d.failing > 0) failing.push(`step ${s + 1} ${key}: ${d.failing} element(s) off, max ${d.maxUlp} ULP`);
@@ -156,19 +165,27 @@ async function replayWithExportedStep(fixture: Fixture): Promise<{ compared: num
   return { compared, failing, maxUlp };
 }
 
+/**
+ * The exported step uses glibc's pow (onnxruntime's), the reference fixtures a correctly rounded one;
+ * in float64 they first disagree at t = 31 (0.999^t), and the exported run then carries its own state.
+ * Promised for the float64 `exact` fixtures: every element within 16 ULP at every step.
+ */
+const FLOAT64_REPLAY = { kind: 'ulp', maxUlp: 16 } as const;
+
 describe('an exported step replays the shipped parity fixtures (dense, unclipped) on its own', () => {
   const eligible = shippedFixtures().filter((file) => {
     const f = loadFixture(file).manifest;
     const clipped = ['clipnorm', 'clipvalue', 'global_clipnorm'].some((k) => f.config[k] !== undefined && f.config[k] !== null);
-    return !clipped && f.variables.every((v) => v.gradient === 'dense') && f.dtype !== 'float64';
+    return !clipped && f.variables.every((v) => v.gradient === 'dense');
   });
-  it('has float16/float32 fixtures to replay', () => {
-    if (eligible.length === 0) console.warn('\n*** 0 dense unclipped float16/float32 fixtures shipped: the exported step was replayed against none ***\n');
+  it('has fixtures to replay', () => {
+    if (eligible.length === 0) console.warn('\n*** 0 dense unclipped fixtures shipped: the exported step was replayed against none ***\n');
     expect(eligible.length).toBeGreaterThan(0);
   });
   for (const file of eligible) {
-    it(`${basename(file, '.json')}: passes within the fixture's own tolerance`, async () => {
+    it(`${basename(file, '.json')}: passes within the fixture's own tolerance (float64 exact: 16 ULP)`, async () => {
       const r = await replayWithExportedStep(loadFixture(file));
+      console.log(`exported step on ${basename(file, '.json')}: ${r.compared} records, max ${r.maxUlp} ULP`);
       expect(r.compared).toBeGreaterThan(0);
       expect(r.failing).toEqual([]);
     });
