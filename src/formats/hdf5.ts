@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type * as H5Wasm from 'h5wasm/node';
 import { FormatError } from '../errors.js';
 import { FLOAT16_MARKER, float16Nonce, float16Placeholder, patchFloat16 } from './float16.js';
+import { patchNullPad, type FixedStringAttribute } from './nullpad.js';
 import type { DType } from '../tensor/dtype.js';
 import { sizeOf, Tensor } from '../tensor/tensor.js';
 
@@ -91,9 +92,16 @@ export class H5File {
   /** float16 datasets created as float32 placeholders, to patch when the file is closed. */
   private readonly float16 = new Map<string, string>();
 
-  /** Closes the file; float16 datasets created in it get their datatype now (see float16.ts). */
+  /** Fixed-length string attributes written, to get h5py's NULLPAD padding when the file is closed. */
+  private readonly fixedStrings: FixedStringAttribute[] = [];
+
+  /**
+   * Closes the file. What h5wasm cannot write directly is finished now: float16 datatypes
+   * (float16.ts) and the NULLPAD padding of fixed-length strings (nullpad.ts).
+   */
   close(): void {
     this.file.close();
+    patchNullPad(this.path, this.fixedStrings.splice(0));
     if (this.float16.size === 0) return;
     patchFloat16(this.path, this.label, [...this.float16.keys()]);
     const again = new h5wasm.File(this.path, 'a', { libver: ['earliest', 'latest'] });
@@ -281,6 +289,7 @@ export class H5File {
     } else {
       const width = Math.max(1, ...values.map((s) => Buffer.byteLength(s, 'utf8')));
       obj.create_attribute(name, Array.isArray(value) ? value : value, shape, `A${width}`);
+      this.fixedStrings.push({ name, size: width });
     }
   }
 

@@ -36,7 +36,7 @@ export function makeKerasFiles(): { dir: string; files: Record<string, MadeFile>
 
 /** h5py's reading of an HDF5 file: every attribute (with its string storage) and every dataset's bytes. */
 export interface H5Dump {
-  attrs: Record<string, Record<string, { type: { class: string; vlen?: boolean; size: number | null; strpad?: string }; shape: number[]; value: string | string[] }>>;
+  attrs: Record<string, Record<string, { type: { class: string; vlen?: boolean; size: number | null; strpad?: string; cset?: string }; shape: number[]; value: string | string[] }>>;
   datasets: Record<string, { dtype: string; shape: number[]; hex: string }>;
   groups: string[];
 }
