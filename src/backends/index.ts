@@ -1,4 +1,4 @@
 export * from './backend.js';
 export * from './registry.js';
 export { TypedArrayBackend, Float32Arena } from './typed/index.js';
-export { OnnxBackend, type OnnxSessionOptions } from './onnx/index.js';
+export { OnnxBackend, type OnnxBackendOptions, type OnnxSessionOptions } from './onnx/index.js';
