@@ -74,6 +74,34 @@ describe.skipIf(missing !== null)('writing optimizer state', () => {
     }
   });
 
+  it('a changed config is written back: training_config keeps its other keys, config.json its other entries', async () => {
+    const file = copy('tf_keras_h5py2.h5');
+    const state = await readOptimizerState(file);
+    const { optimizer: base } = optimizerFromState(state);
+    const changed = Nadam.fromConfig({ ...state.config, learning_rate: 0.01 }, { flavour: 'tf-keras' });
+    changed.build(optimizerFromState(state).variables);
+    changed.setWeights(base.getWeights());
+    await saveOptimizerState(file, changed, { like: state });
+    const tc = h5pyDump(file).attrs['/']!['training_config']!;
+    expect(tc.type).toMatchObject({ vlen: false, strpad: 'nullpad' });
+    const parsed = JSON.parse(tc.value as string) as { loss: string; optimizer_config: { config: { learning_rate: number } } };
+    expect(parsed.loss).toBe('mse');
+    expect(parsed.optimizer_config.config.learning_rate).toBe(Math.fround(0.01));
+    expect((await readOptimizerState(file)).config.learning_rate).toBe(Math.fround(0.01));
+
+    const archive = copy('keras3.keras');
+    const k3 = await readOptimizerState(archive);
+    const { optimizer } = optimizerFromState(k3);
+    optimizer.getWeight('learning_rate').assign(Tensor.scalar(0.005, 'float32'));
+    await saveOptimizerState(archive, optimizer, { like: k3 });
+    const back = await readOptimizerState(archive);
+    expect(back.config.learning_rate).toBe(Math.fround(0.005));
+    expect(back.kerasVersion).toBe('3.3.3');
+    expect(sameBits(back.weights[1]!.value, Tensor.scalar(0.005, 'float32'))).toBe(true);
+    const entries = python("import sys, zipfile\nprint(','.join(zipfile.ZipFile(sys.argv[1]).namelist()))", [archive]).trim();
+    expect(entries).toBe('metadata.json,config.json,model.weights.h5');
+  });
+
   it('into a model file without optimizer state: adds optimizer_weights and training_config, touches nothing else', async () => {
     const file = copy('no_optimizer.h5');
     const before = h5pyDump(file);
