@@ -128,6 +128,27 @@ describe('onnx backend chunking', () => {
 });
 
 describe('onnx backend edge cases', () => {
+  it('two optimizers stepping concurrently on one backend keep their own coefficients', async () => {
+    const shared = new OnnxBackend({ intraOpNumThreads: 1, chunkElements: 3 });
+    try {
+      const init = values(random(5), 20);
+      const grads = [values(random(6), 20), values(random(7), 20)];
+      const make = (backend: string | OnnxBackend, lr: number) => ({
+        opt: new Nadam({ backend, learning_rate: lr }),
+        w: new Variable(Tensor.from(init, 'float32'), { name: 'w' }),
+      });
+      const ours = [make(shared, 0.1), make(shared, 0.001)];
+      const typed = [make('typed', 0.1), make('typed', 0.001)];
+      for (let s = 0; s < 3; s++) {
+        await Promise.all(ours.map((x, i) => x.opt.applyGradients([[Tensor.from(grads[i]!, 'float32'), x.w]])));
+        typed.forEach((x, i) => x.opt.applyGradientsSync([[Tensor.from(grads[i]!, 'float32'), x.w]]));
+      }
+      ours.forEach((x, i) => expect(bits(x.w.value), `optimizer ${i}`).toEqual(bits(typed[i]!.w.value)));
+    } finally {
+      await shared.dispose();
+    }
+  });
+
   it('a sparse gradient with no rows still decays m and v, as the typed backend does', async () => {
     const run = async (backend: string | OnnxBackend) => {
       const opt = new Nadam({ backend });

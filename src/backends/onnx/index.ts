@@ -23,8 +23,10 @@ const DEFAULT_CHUNK = 1 << 16;
 interface Kernel {
   readonly kind: KernelKind;
   readonly session: OrtSession;
-  /** Coefficient name -> a scalar tensor whose one-element array is rewritten each step. */
-  readonly scalars: ReadonlyMap<string, { tensor: OrtTensor; data: Float32Array | Float64Array }>;
+  /** Names of the scalar coefficient inputs (keys of the coefficient object). */
+  readonly coefficients: readonly string[];
+  /** The ONNX type the coefficients are fed in (float16 ones travel as float32: they are half values). */
+  readonly scalarType: 'float32' | 'float64';
 }
 
 /** The ONNX element type of a kerasopt dtype's data as onnxruntime-node takes it. */
@@ -68,14 +70,14 @@ export class OnnxBackend implements Backend {
     const n = state.variable.size;
     if (n === 0) return;
     const k = await this.kernel(kind, state.variable.dtype);
-    this.setCoefficients(k, c);
+    const coefficients = this.coefficientFeeds(k, c);
     const where = `${state.variable.dtype}${shapeToString(state.variable.shape)}`;
     // Elementwise, so it runs on flat chunks whose intermediates stay in cache; each chunk's
     // tensors are views of the state's own buffers (no copies).
     for (let start = 0; start < n; start += this.chunk) {
       const end = Math.min(n, start + this.chunk);
       const view = (t: FloatTensor) => this.view(t, start, end);
-      await this.run(k, where, { variable: view(state.variable), m: view(state.m), v: view(state.v), gradient: view(grad) });
+      await this.run(k, where, { ...coefficients, variable: view(state.variable), m: view(state.m), v: view(state.v), gradient: view(grad) });
     }
   }
 
@@ -87,10 +89,10 @@ export class OnnxBackend implements Backend {
     checkState(kind, state, rows.values, [rows.indices.length, ...w.shape.slice(1)]);
     if (w.size === 0) return;
     const k = await this.kernel(kind, w.dtype);
-    this.setCoefficients(k, c);
     const indices = BigInt64Array.from(rows.indices, (i) => BigInt(i));
     const dims = [w.shape[0]!, width];
     await this.run(k, `${w.dtype}${shapeToString(w.shape)}`, {
+      ...this.coefficientFeeds(k, c),
       variable: this.tensor(w, dims),
       m: this.tensor(state.m, dims),
       v: this.tensor(state.v, dims),
@@ -149,17 +151,21 @@ export class OnnxBackend implements Backend {
   private async compile(kind: KernelKind, dtype: FloatDType): Promise<Kernel> {
     const graph = buildKernelGraph(kind, dtype);
     const session = await createSession(graph.model, `the ${kind} ${dtype} step graph`, this.options);
-    const scalars = new Map<string, { tensor: OrtTensor; data: Float32Array | Float64Array }>();
-    for (const name of graph.coefficients) {
-      // float16 coefficients travel as float32 (exact: they are half values already).
-      const data = dtype === 'float64' ? new Float64Array(1) : new Float32Array(1);
-      scalars.set(name, { tensor: new this.ort.Tensor(dtype === 'float64' ? 'float64' : 'float32', data, []), data });
-    }
-    return { kind, session, scalars };
+    return { kind, session, coefficients: graph.coefficients, scalarType: dtype === 'float64' ? 'float64' : 'float32' };
   }
 
-  private setCoefficients(k: Kernel, c: NadamCoefficients): void {
-    for (const [name, scalar] of k.scalars) scalar.data[0] = (c as unknown as Record<string, number>)[name]!;
+  /**
+   * This step's coefficient feeds: fresh one-element tensors per step (not per chunk), so that two
+   * optimizers stepping concurrently on one backend never see each other's coefficients.
+   */
+  private coefficientFeeds(k: Kernel, c: NadamCoefficients): Record<string, OrtTensor> {
+    const feeds: Record<string, OrtTensor> = {};
+    const values = c as unknown as Record<string, number>;
+    for (const name of k.coefficients) {
+      const data = k.scalarType === 'float64' ? Float64Array.of(values[name]!) : Float32Array.of(values[name]!);
+      feeds[name] = new this.ort.Tensor(k.scalarType, data, []);
+    }
+    return feeds;
   }
 
   private view(t: FloatTensor, start: number, end: number): OrtTensor {
@@ -167,16 +173,14 @@ export class OnnxBackend implements Backend {
   }
 
   /**
-   * Runs a step graph on `inputs` (variable, m, v, gradient, and indices for sparse). The outputs
+   * Runs a step graph on `inputs` (coefficients, variable, m, v, gradient, and indices for sparse). The outputs
    * are bound to the input state's own buffers: every node that reads an old value is an ancestor
    * of the node that writes its new value, so writing in place never clobbers a pending read.
    */
   private async run(k: Kernel, where: string, inputs: Record<string, OrtTensor>): Promise<void> {
-    const feeds: Record<string, OrtTensor> = { ...inputs };
-    for (const [name, scalar] of k.scalars) feeds[name] = scalar.tensor;
     const fetches = { [KERNEL_OUTPUTS.w]: inputs.variable!, [KERNEL_OUTPUTS.m]: inputs.m!, [KERNEL_OUTPUTS.v]: inputs.v! };
     try {
-      await k.session.run(feeds, fetches);
+      await k.session.run(inputs, fetches);
     } catch (e) {
       throw new BackendError(`onnx backend, step ${k.kind} (${where}): onnxruntime failed: ${(e as Error).message}`);
     }
