@@ -19,7 +19,7 @@ function h5pyPath(state: KerasOptimizerState, name: string): string {
 }
 
 describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test helper in Keras layouts)', () => {
-  const h5Files = ['tf_keras_h5py2.h5', 'tf_keras_h5py3.h5', 'tf_keras_f64.h5', 'tf_keras_f16.h5', 'tf_keras_chunked.h5', 'keras2_2.2.4.h5', 'keras2_2.3.1.h5', 'keras3.weights.h5'];
+  const h5Files = ['tf_keras_h5py2.h5', 'tf_keras_h5py3.h5', 'tf_keras_f64.h5', 'tf_keras_f16.h5', 'tf_keras_chunked.h5', 'keras2_2.2.4.h5', 'keras2_2.3.1.h5', 'keras3.weights.h5', 'keras3_nested.weights.h5'];
 
   it.each(h5Files)('%s: every weight and model variable equals h5py reading, bit for bit', async (name) => {
     const info = f(name);
@@ -101,6 +101,13 @@ describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test he
     expect(state.schedule).toMatchObject({ name: 'u_product', reconstructed: false });
     expect(state.schedule.value.get(0)).toBe(info.u_product);
     expect(state.slots.map((s) => s.variable).slice(0, 4)).toEqual(['layers/dense/vars/0', 'layers/dense/vars/1', 'layers/dense_1/vars/0', 'layers/dense_1/vars/1']);
+  });
+
+  it('Keras 3: a nested model\'s variables (layers/<model>/layers/<layer>/vars) are tied too', async () => {
+    const state = await readOptimizerState(f('keras3_nested.weights.h5').file);
+    expect(state.variables.map((v) => v.name)).toEqual([
+      'layers/dense_1/vars/0', 'layers/dense_1/vars/1', 'layers/sequential/layers/dense/vars/0', 'layers/sequential/layers/dense/vars/1',
+    ]);
   });
 
   it('reports progress per dataset', async () => {

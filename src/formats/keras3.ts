@@ -52,11 +52,16 @@ function modelVariables(h: H5File, modelConfig: Record<string, unknown> | null, 
     notes.push('model layer order taken from the layer names (dense, dense_1, ...), as no model config lists them');
   }
   const out: ModelVariable[] = [];
-  for (const layer of order) {
-    for (const k of indexedVars(h, `layers/${layer}/vars`) ?? []) {
-      out.push({ name: `layers/${layer}/vars/${k}`, value: h.readTensor(`layers/${layer}/vars/${k}`, opts.maxDatasetBytes) });
+  const visit = (base: string, layers: readonly string[]): void => {
+    for (const layer of layers) {
+      const at = `${base}/${layer}`;
+      for (const k of indexedVars(h, `${at}/vars`) ?? []) out.push({ name: `${at}/vars/${k}`, value: h.readTensor(`${at}/vars/${k}`, opts.maxDatasetBytes) });
+      // a nested model saves its own layers under <layer>/layers, visited after its own variables
+      const inner = h.keys(`${at}/layers`);
+      if (inner) visit(`${at}/layers`, [...inner].sort(naturalOrder));
     }
-  }
+  };
+  visit('layers', order);
   return out;
 }
 

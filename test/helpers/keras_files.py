@@ -235,6 +235,28 @@ def make(out):
         zf.writestr('config.json', json.dumps(keras3_config(info['layers'])))
         zf.writestr('model.weights.h5', buf.getvalue())
     entry('keras3.keras', dict(info), 'Keras 3 .keras archive')
+    with h5py.File(os.path.join(out, 'keras3_nested.weights.h5'), 'w') as f:
+        # a Sequential nested in a model: its layers live under layers/<model>/layers/<layer>/vars
+        f.create_group('vars')
+        inner = dense_model(rng, [('dense', (3, 4))], 'float32')
+        outer = dense_model(rng, [('dense_1', (4, 2))], 'float32')
+        f.create_group('layers/dense_1/vars')
+        for k, (_, v) in enumerate(outer[0][1]):
+            f['layers/dense_1/vars'][str(k)] = v
+        f.create_group('layers/sequential/vars')
+        f.create_group('layers/sequential/layers/dense/vars')
+        for k, (_, v) in enumerate(inner[0][1]):
+            f['layers/sequential/layers/dense/vars'][str(k)] = v
+        variables = [v for _, v in outer[0][1]] + [v for _, v in inner[0][1]]
+        opt = [np.array(2, dtype=np.int64), np.array(0.001, dtype=np.float32)]
+        opt += [rng.standard_normal(v.shape).astype('float32') for v in variables]
+        opt += [np.abs(rng.standard_normal(v.shape)).astype('float32') for v in variables]
+        opt.append(np.array(0.5, dtype=np.float32))
+        g = f.create_group('optimizer/vars')
+        for k, v in enumerate(opt):
+            g[str(k)] = v
+    entry('keras3_nested.weights.h5', {'flavour': 'keras3', 'iterations': 2, 'slots': 8},
+          'Keras 3 .weights.h5 (nested model)')
     with h5py.File(os.path.join(out, 'no_optimizer.h5'), 'w') as f:
         f.attrs['keras_version'] = '2.4.0'
         f.attrs['backend'] = 'tensorflow'
