@@ -31,7 +31,7 @@ function torchRun(name: string, warmup: number, steps: number): Fixture {
   const spec = {
     name, flavour: 'keras2', dtype: 'float64', description: `torch run, seed ${seed}`, seed, steps, warmup,
     variables: [{ name: 'w', shape: [7], gradient: 'dense' }, { name: 'b', shape: [2, 2], gradient: 'dense' }],
-    tolerance: { kind: 'relative', rtol: 1e-12, floor: 1e-300 },
+    tolerance: { kind: 'relative', rtol: 1e-12, floor: 0.01 },
     lr: 2 ** -8, beta_1: 0.875, beta_2: 1 - 2 ** -10, epsilon: 1e-7,
   };
   python(GENERATE, ['--engine', 'torch', '--spec', JSON.stringify(spec), '--out', dir]);
@@ -51,7 +51,11 @@ describe.skipIf(missingPython(['numpy', 'torch']) !== null)(`torch 1.13 NAdam, f
     expect(result.compared).toBe(1000 * (2 * 3 + 2));
     const measured = ['var:', 'slot:m:', 'slot:v:', 'weight:m_schedule'].map((p) => `${p} ${maxRel(result, p).toExponential(2)}`);
     console.log(`torch 1.13 vs kerasopt keras2 float64, max relative error over 1000 steps: ${measured.join(', ')}`);
+    // rtol 1e-12 of max(|x|, 0.01): variables and m are O(1) and cross zero, where a pure relative error says
+    // little (seen: 9e-16 absolute at 2.5e-4). v and mu_product never cross zero: pure relative there.
     expect(result.records.filter((r) => !r.pass).slice(0, 3)).toEqual([]);
+    expect(maxRel(result, 'slot:v:')).toBeLessThan(1e-12);
+    expect(maxRel(result, 'weight:m_schedule')).toBeLessThan(1e-12);
   });
 
   test('the tf.keras flavour differs from torch by its float32 constants (1e-13 < abs < 1e-6), as TF would', async () => {
