@@ -65,6 +65,25 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect((await formatError(garbage)).message).toMatch(/corrupt HDF5 superblock/);
   });
 
+  it('corrupt bytes anywhere: the read succeeds (data bytes) or fails with a FormatError naming the file, never anything else', async () => {
+    const source = readFileSync(made.files['tf_keras_h5py3.h5']!.file);
+    const outcomes = new Set<string>();
+    for (let k = 0; k < 40; k++) {
+      const bytes = Buffer.from(source);
+      const at = 96 + Math.floor((k / 40) * (bytes.length - 200));
+      for (let j = 0; j < 16; j++) bytes[at + j] = bytes[at + j]! ^ 0x5a;
+      const file = join(made.dir, `corrupt${k}.h5`);
+      writeFileSync(file, bytes);
+      const result = await readOptimizerState(file).then(() => 'read', (e: unknown) => e);
+      if (result !== 'read') {
+        expect(result, `corruption at byte ${at}`).toBeInstanceOf(FormatError);
+        expect((result as FormatError).file).toBe(file);
+      }
+      outcomes.add(result === 'read' ? 'read' : 'error');
+    }
+    expect([...outcomes].sort()).toEqual(['error', 'read']); // the sweep did hit structure as well as data
+  });
+
   it('a model saved without optimizer state', async () => {
     expect((await formatError(made.files['no_optimizer.h5']!.file)).message).toMatch(/no optimizer state: no optimizer_weights group/);
   });

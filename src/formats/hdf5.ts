@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type * as H5Wasm from 'h5wasm/node';
-import { FormatError } from '../errors.js';
+import { FormatError, KerasoptError } from '../errors.js';
 import { FLOAT16_MARKER, float16Nonce, float16Placeholder, patchFloat16 } from './float16.js';
 import { patchNullPad, type FixedStringAttribute } from './nullpad.js';
 import type { DType } from '../tensor/dtype.js';
@@ -89,6 +89,29 @@ export class H5File {
     return new H5File(path, label, f);
   }
 
+  /** Closes a file that was only read; a failure to close (after a libhdf5 error) is not worth an error of its own. */
+  closeQuietly(): void {
+    try {
+      this.file.close();
+    } catch {
+      // the read already failed, or the handle is gone; nothing was written
+    }
+  }
+
+  /** The object the last call looked at, so that an unexpected libhdf5 failure can name it. */
+  lastObject = '/';
+
+  /**
+   * Turns a failure that is not kerasopt's own (h5wasm throwing on corrupt structures, or libhdf5
+   * aborting) into a FormatError naming the file and the object being read.
+   */
+  asFormatError(e: unknown): unknown {
+    if (e instanceof KerasoptError) return e;
+    const message = e instanceof Error ? e.message : String(e);
+    const aborted = /abort/i.test(message) ? ' (libhdf5 aborted)' : '';
+    return new FormatError(this.label, `corrupt HDF5 file: reading ${this.lastObject} failed: ${message}${aborted}`);
+  }
+
   /** float16 datasets created as float32 placeholders, to patch when the file is closed. */
   private readonly float16 = new Map<string, string>();
 
@@ -115,6 +138,7 @@ export class H5File {
 
   /** Names of the members of group `path` ('' or '/' for the root), or null when it is not a group. */
   keys(path: string): string[] | null {
+    this.lastObject = abs(path);
     const parts = split(path);
     let at = '/';
     for (const part of parts) {
@@ -154,11 +178,13 @@ export class H5File {
 
   /** Attribute names of the object at `path`. */
   attributeNames(path: string): string[] {
+    this.lastObject = abs(path);
     return mod().get_attribute_names(this.file.file_id, abs(path));
   }
 
   /** How an attribute is stored: fixed-length or variable-length string, its size and shape. */
   attributeInfo(path: string, name: string): AttributeInfo {
+    this.lastObject = `attribute '${name}' of ${abs(path)}`;
     const m = mod().get_attribute_metadata(this.file.file_id, abs(path), name);
     return { string: m.type === mod().H5T_class_t.H5T_STRING.value, vlen: m.vlen, size: m.size, shape: m.shape ?? [], utf8: m.cset === 1 };
   }
@@ -178,6 +204,7 @@ export class H5File {
    * (before allocating) any dataset that declares more than `maxBytes`.
    */
   readTensor(path: string, maxBytes = DEFAULT_MAX_DATASET_BYTES): Tensor {
+    this.lastObject = abs(path);
     const m = mod().get_dataset_metadata(this.file.file_id, abs(path));
     const dtype = dtypeOf(m.type, m.size, m.signed);
     if (!dtype) throw new FormatError(this.label, `dataset ${abs(path)} has an HDF5 type (class ${m.type}, ${m.size} bytes) that is not a Keras weight dtype`);

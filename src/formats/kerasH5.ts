@@ -1,12 +1,11 @@
 import { FormatError } from '../errors.js';
-import { parsePythonJson } from '../config/pyjson.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import { tfKerasCoefficients } from '../optimizers/nadam/tfKeras.js';
 import { arith } from '../tensor/arith.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { sameShape, shapeToString, Tensor } from '../tensor/tensor.js';
 import type { H5File } from './hdf5.js';
-import { tieByPosition, type KerasOptimizerState, type ModelVariable, type SlotState, type StoredWeight } from './state.js';
+import { parseStoredJson, tieByPosition, type KerasOptimizerState, type ModelVariable, type SlotState, type StoredWeight } from './state.js';
 
 /** Options shared by the readers. */
 export interface ReadOptions {
@@ -68,9 +67,7 @@ export function readTrainingConfig(h: H5File): Record<string, unknown> | null {
   const text = h.stringAttribute('/', 'training_config');
   if (text === null) return null;
   if (Array.isArray(text)) throw new FormatError(h.label, 'training_config attribute is an array, expected one JSON string');
-  const parsed = parsePythonJson(text, `${h.label} (training_config)`);
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new FormatError(h.label, 'training_config is not a JSON object');
-  return parsed as Record<string, unknown>;
+  return parseStoredJson(text, h.label, 'attribute training_config');
 }
 
 /** Reads the optimizer state of a tf.keras or standalone Keras 2 HDF5 model file. */

@@ -3,12 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../errors.js';
-import { parsePythonJson } from '../config/pyjson.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import { H5File } from './hdf5.js';
 import { readKeras3Weights } from './keras3.js';
 import { readLegacyH5, type ReadOptions } from './kerasH5.js';
-import type { KerasOptimizerState } from './state.js';
+import { parseStoredJson, type KerasOptimizerState } from './state.js';
 
 /** Options of {@link readOptimizerState}. */
 export interface ReadStateOptions extends ReadOptions, ArchiveLimits {
@@ -46,16 +45,22 @@ export async function readOptimizerState(file: string, options: ReadStateOptions
   if (sniff(file, label) === 'zip') return readArchive(file, label, options);
   const h = await H5File.open(file, 'r', label);
   try {
-    if (h.kind('optimizer_weights') === 'group' || h.kind('model_weights') === 'group' || h.attributeNames('/').includes('training_config')) {
-      return readLegacyH5(h, options);
-    }
-    if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') {
-      return readKeras3Weights(h, { label, format: 'keras3-weights-h5', modelConfig: null, kerasVersion: null }, options);
-    }
-    throw new FormatError(label, 'no optimizer state: neither optimizer_weights (tf.keras / Keras 2) nor optimizer/vars (Keras 3) is in the file');
+    return readHdf5(h, label, options);
+  } catch (e) {
+    throw h.asFormatError(e);
   } finally {
-    h.close();
+    h.closeQuietly();
   }
+}
+
+function readHdf5(h: H5File, label: string, options: ReadStateOptions): KerasOptimizerState {
+  if (h.kind('optimizer_weights') === 'group' || h.kind('model_weights') === 'group' || h.attributeNames('/').includes('training_config')) {
+    return readLegacyH5(h, options);
+  }
+  if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') {
+    return readKeras3Weights(h, { label, format: 'keras3-weights-h5', modelConfig: null, kerasVersion: null }, options);
+  }
+  throw new FormatError(label, 'no optimizer state: neither optimizer_weights (tf.keras / Keras 2) nor optimizer/vars (Keras 3) is in the file');
 }
 
 async function readArchive(file: string, label: string, options: ReadStateOptions): Promise<KerasOptimizerState> {
@@ -68,25 +73,22 @@ async function readArchive(file: string, label: string, options: ReadStateOption
       throw new FormatError(label, `archive has no model.weights.h5${npz}`);
     }
     const configEntry = archive.entry('config.json');
-    const modelConfig = configEntry ? objectOf(parsePythonJson(await archive.text(configEntry), `${label}:config.json`), `${label}:config.json`) : null;
+    const modelConfig = configEntry ? parseStoredJson(await archive.text(configEntry), label, 'archive entry config.json') : null;
     const metaEntry = archive.entry('metadata.json');
-    const metadata = metaEntry ? objectOf(parsePythonJson(await archive.text(metaEntry), `${label}:metadata.json`), `${label}:metadata.json`) : null;
+    const metadata = metaEntry ? parseStoredJson(await archive.text(metaEntry), label, 'archive entry metadata.json') : null;
     const h5path = join(dir, 'model.weights.h5');
     await archive.extract(weights, h5path);
     const h = await H5File.open(h5path, 'r', `${label}:model.weights.h5`);
     try {
       const kerasVersion = typeof metadata?.keras_version === 'string' ? metadata.keras_version : null;
       return { ...readKeras3Weights(h, { label, format: 'keras3-archive', modelConfig, kerasVersion }, options), file: label };
+    } catch (e) {
+      throw h.asFormatError(e);
     } finally {
-      h.close();
+      h.closeQuietly();
     }
   } finally {
     archive.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function objectOf(x: unknown, label: string): Record<string, unknown> {
-  if (!x || typeof x !== 'object' || Array.isArray(x)) throw new FormatError(label, 'expected a JSON object');
-  return x as Record<string, unknown>;
 }

@@ -1,3 +1,4 @@
+import { parsePythonJson } from '../config/pyjson.js';
 import { FormatError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import { sameShape, shapeToString, type Tensor } from '../tensor/tensor.js';
@@ -103,4 +104,20 @@ export function sameBits(a: Tensor, b: Tensor): boolean {
   const bx = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   const by = new Uint8Array(y.buffer, y.byteOffset, y.byteLength);
   return bx.length === by.length && bx.every((v, i) => v === by[i]);
+}
+
+/**
+ * Parses JSON stored inside a Keras file (training_config, config.json) as Python wrote it; a
+ * FormatError names the file and, in its message, the object that holds the text.
+ */
+export function parseStoredJson(text: string, file: string, object: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = parsePythonJson(text, file);
+  } catch (e) {
+    const message = (e as Error).message.startsWith(`${file}: `) ? (e as Error).message.slice(file.length + 2) : (e as Error).message;
+    throw new FormatError(file, `${object}: ${message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new FormatError(file, `${object} is not a JSON object`);
+  return parsed as Record<string, unknown>;
 }

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dumpsPython, parsePythonJson } from '../config/pyjson.js';
+import { dumpsPython } from '../config/pyjson.js';
 import { FormatError, KerasValueError } from '../errors.js';
 import { replaceFileAtomically } from '../io/atomic.js';
 import type { Nadam } from '../optimizers/nadam/index.js';
@@ -12,7 +12,7 @@ import { H5File } from './hdf5.js';
 import { optimizerFromModelConfig } from './keras3.js';
 import { readNameList, readTrainingConfig } from './kerasH5.js';
 import { readOptimizerState, sniff } from './read.js';
-import { sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight } from './state.js';
+import { parseStoredJson, sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight } from './state.js';
 
 /** Options of {@link saveOptimizerState}. */
 export interface SaveOptions extends ArchiveLimits {
@@ -232,7 +232,7 @@ async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight
     const replace = new Map<string, { file: string } | { bytes: Buffer }>([['model.weights.h5', { file: h5path }]]);
     const configEntry = archive.entry('config.json');
     if (configEntry) {
-      const config = parsePythonJson(await archive.text(configEntry), `${file}:config.json`) as Record<string, unknown>;
+      const config = parseStoredJson(await archive.text(configEntry), file, 'archive entry config.json');
       const current = optimizerFromModelConfig(config);
       const next = optimizer.getConfig();
       if (current && dumpsPython(current.config) !== dumpsPython(next)) {
