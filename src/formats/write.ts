@@ -75,9 +75,11 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
       if (format === 'keras3-weights-h5') writeKeras3(h, weights, options);
       else writeLegacy(h, optimizer, weights, format, options);
       writeModelVariables(h, options.modelVariables ?? []);
-    } finally {
-      h.close();
+    } catch (e) {
+      h.closeQuietly(); // the temporary file is discarded; the error says what failed
+      throw e;
     }
+    h.close();
     await verify(tmp, file, weights);
   });
 }
@@ -86,14 +88,20 @@ async function formatOf(file: string, kind: 'hdf5' | 'zip'): Promise<KerasFileFo
   if (kind === 'zip') return 'keras3-archive';
   const h = await H5File.open(file, 'r');
   try {
-    if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') return 'keras3-weights-h5';
-    const names = h.kind('optimizer_weights') === 'group' ? readNameList(h, 'optimizer_weights', 'weight_names') : null;
-    if (names?.[0]?.replace(/:\d+$/, '').endsWith('iterations')) return 'keras2-h5';
-    const version = h.stringAttribute('/', 'keras_version');
-    return typeof version === 'string' && /^2\.[0-3]\.\d+$/.test(version) && !names ? 'keras2-h5' : 'tf-keras-h5';
+    return legacyOrKeras3(h);
+  } catch (e) {
+    throw h.asFormatError(e);
   } finally {
-    h.close();
+    h.closeQuietly();
   }
+}
+
+function legacyOrKeras3(h: H5File): KerasFileFormat {
+  if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') return 'keras3-weights-h5';
+  const names = h.kind('optimizer_weights') === 'group' ? readNameList(h, 'optimizer_weights', 'weight_names') : null;
+  if (names?.[0]?.replace(/:\d+$/, '').endsWith('iterations')) return 'keras2-h5';
+  const version = h.stringAttribute('/', 'keras_version');
+  return typeof version === 'string' && /^2\.[0-3]\.\d+$/.test(version) && !names ? 'keras2-h5' : 'tf-keras-h5';
 }
 
 /** The optimizer's weights in the order and with the names Keras saves them. */
