@@ -2,8 +2,8 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOptimizerState } from '../src/formats/index.js';
-import { FormatError } from '../src/index.js';
+import { readOptimizerState, saveOptimizerState } from '../src/formats/index.js';
+import { FormatError, Nadam, Tensor, Variable } from '../src/index.js';
 import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
 import { python } from './helpers/python.js';
 
@@ -82,6 +82,26 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
       outcomes.add(result === 'read' ? 'read' : 'error');
     }
     expect([...outcomes].sort()).toEqual(['error', 'read']); // the sweep did hit structure as well as data
+  });
+
+  it('saving into a bad target (truncated, not HDF5, archive with ../) is refused and writes nothing', async () => {
+    const opt = new Nadam();
+    opt.build([new Variable(Tensor.zeros('float32', [3, 4]), { name: 'dense/kernel' })]);
+    const k3 = new Nadam({ flavour: 'keras3' });
+    k3.build([new Variable(Tensor.zeros('float32', [3, 4]), { name: 'layers/dense/vars/0' })]);
+    const truncated = join(made.dir, 'save_truncated.h5');
+    writeFileSync(truncated, readFileSync(made.files['tf_keras_h5py3.h5']!.file).subarray(0, 4000));
+    const text = join(made.dir, 'save_text.h5');
+    writeFileSync(text, 'not a model');
+    const evil = zipWith({ 'config.json': '{}', '../model.weights.h5': 'x' });
+    for (const target of [truncated, text, evil]) {
+      const before = readFileSync(target);
+      const err = await saveOptimizerState(target, target === evil ? k3 : opt).catch((e: unknown) => e);
+      expect(err, target).toBeInstanceOf(FormatError);
+      expect((err as FormatError).file).toBe(target);
+      expect(readFileSync(target).equals(before)).toBe(true);
+    }
+    expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a model saved without optimizer state', async () => {
