@@ -95,7 +95,7 @@ export function createInspectCommand(io: InspectIo): Command {
         },
       });
       bar?.done();
-      io.stdout.write(values.json ? `${dumpsPython(summary(state))}\n` : text(state));
+      io.stdout.write(values.json ? `${JSON.stringify(summary(state), null, 2)}\n` : text(state));
       return 0;
     },
   };
