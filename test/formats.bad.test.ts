@@ -124,6 +124,11 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect((await formatError(k3)).message).toMatch(/optimizer\/vars\/2.*matches no remaining model variable/);
   });
 
+  it('optimizer weights from a TF 2.11+ optimizer in an .h5 are refused by name', async () => {
+    const file = edited('tf_keras_h5py3.h5', "g = f['optimizer_weights']\nnames = [n if isinstance(n, bytes) else n.encode() for n in g.attrs['weight_names']]\nnames[0] = b'Nadam/iteration:0'\ng.attrs['weight_names'] = names\ng.move('Nadam/iter:0', 'Nadam/iteration:0')");
+    expect((await formatError(file)).message).toMatch(/written by a TF 2\.11\+ \/ Keras 3 optimizer \(first weight 'Nadam\/iteration:0'\)/);
+  });
+
   it('a dataset declaring more bytes than the cap is refused before any allocation', async () => {
     expect((await formatError(made.files['tf_keras_h5py3.h5']!.file, { maxDatasetBytes: 16 })).message).toMatch(/declares 48 bytes, over the 16-byte cap/);
   });

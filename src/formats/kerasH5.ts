@@ -110,6 +110,9 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
   if (first.endsWith('/iterations') || first === 'iterations') {
     return keras2State(label, config, className, kerasVersion, weights, model, iterations, stringStyle);
   }
+  if (first.endsWith('iteration')) {
+    throw new FormatError(label, `optimizer_weights were written by a TF 2.11+ / Keras 3 optimizer (first weight '${names[0]}'): kerasopt does not read that layout in .h5 files (its m and v are interleaved and TF 2.11+ does not save u_product); save the model as .keras or .weights.h5 with Keras 3`);
+  }
   throw new FormatError(label, `first optimizer weight '${names[0]}' is neither tf.keras's iter nor Keras 2's iterations`);
 }
 
