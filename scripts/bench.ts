@@ -146,7 +146,7 @@ const CONTENDERS: Contender[] = [
         c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1, c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
     },
   },
-  // issue 6: the onnxruntime backend (defaults: CPU EP, 1 intra-op thread, 64K-element chunks)
+  // issue 6: the onnxruntime backend (defaults: CPU EP, 1 intra-op thread, 128K-element chunks)
   backendKernel('onnx: raw kernel (onnxruntime CPU, 1 thread)', () => new OnnxBackend()),
   {
     name: 'onnx: Nadam.applyGradients (public API)',

@@ -11,13 +11,14 @@ export type { OnnxSessionOptions } from './runtime.js';
 /** Options of the onnx backend. */
 export interface OnnxBackendOptions extends OnnxSessionOptions {
   /**
-   * Dense steps run on flat chunks of this many elements (default 65536), so that the graph's
-   * intermediate tensors stay in cache instead of streaming N-sized temporaries through memory.
+   * Dense steps run on flat chunks of this many elements, so that the graph's intermediate tensors
+   * stay in cache instead of streaming N-sized temporaries through memory. Default 131072 (512 KiB
+   * per float32 intermediate): the fastest of 16 K - 1 M in an interleaved scan at N = 1e7.
    */
   readonly chunkElements?: number;
 }
 
-const DEFAULT_CHUNK = 1 << 16;
+const DEFAULT_CHUNK = 1 << 17;
 
 /** One compiled step graph: its session and its reusable scalar coefficient feeds. */
 interface Kernel {
