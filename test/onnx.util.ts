@@ -24,7 +24,7 @@ export function bits(t: Tensor): string[] {
   const view = t.dtype === 'float16' ? new Uint16Array(t.data.buffer, t.data.byteOffset, t.size)
     : t.dtype === 'float32' ? new Uint32Array(t.data.buffer, t.data.byteOffset, t.size)
       : new BigUint64Array(t.data.buffer, t.data.byteOffset, t.size);
-  return Array.from(view, (b, i) => (Number.isNaN(t.get(i)) ? 'NaN' : b.toString(16)));
+  return Array.from(view as ArrayLike<number | bigint>, (b, i) => (Number.isNaN(t.get(i)) ? 'NaN' : b.toString(16)));
 }
 
 const f64 = new Float64Array(1);
