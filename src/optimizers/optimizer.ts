@@ -1,5 +1,6 @@
 import type { Backend, UniqueRows } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
+import { Float32Arena } from '../backends/typed/arena.js';
 import { BackendError, GradientMismatchError, KerasTypeError, KerasValueError, UnsupportedDTypeError } from '../errors.js';
 import { isFloatDType, type DType, type FloatDType } from '../tensor/dtype.js';
 import { IndexedSlices, sameShape, shapeToString, Tensor, type FloatTensor } from '../tensor/tensor.js';
@@ -123,14 +124,18 @@ export abstract class Optimizer {
     return v;
   }
 
-  /** Creates slot `slotName` for `variable` if it does not exist yet (same dtype and shape). */
+  /**
+   * Creates slot `slotName` for `variable` if it does not exist yet (same dtype and shape), and returns
+   * it (TF's add_slot). A float32 variable that lives in a `Float32Arena` gets its slot in the same
+   * arena while the arena has room, so that the typed backend's step runs in place.
+   */
   addSlot(variable: Variable, slotName: string, initializer: Initializer = 'zeros'): Variable {
     let slots = this.slotTable.get(variable.uid);
     if (!slots) this.slotTable.set(variable.uid, (slots = new Map()));
     const existing = slots.get(slotName);
     if (existing) return existing;
     if (!this.slotNames.includes(slotName)) this.slotNames.push(slotName);
-    const t = Tensor.zeros(variable.dtype, variable.shape);
+    const t = Float32Arena.zerosBeside(variable.value) ?? Tensor.zeros(variable.dtype, variable.shape);
     fill(t, initializer);
     const slot = new Variable(t, { name: `${variable.name}/${slotName}`, trainable: false });
     slots.set(slotName, slot);

@@ -1,5 +1,6 @@
 import { BackendError } from '../../errors.js';
 import { Tensor } from '../../tensor/tensor.js';
+import { Variable } from '../../tensor/variable.js';
 import { wasmApi, type WasmMemory } from './wasmBinary.js';
 
 const PAGE = 65536;
@@ -17,13 +18,20 @@ export const ARENA_SCRATCH_BYTES = 256 * 1024;
  * dense kernels run *in place* on tensors that all live in the same arena; on ordinary typed arrays
  * they copy chunks in and out of their own wasm memory, which costs time at large sizes.
  *
- * The arena never grows (growing wasm memory would detach every array already handed out) and never
- * frees single tensors: its memory is released when neither the arena nor any of its arrays is
- * reachable. Size it for the variables, their m and v slots and the gradients that will live in it.
+ * An optimizer creates the slots of a variable that lives in an arena (m and v for Nadam) in the same
+ * arena when it has room, so a step then runs entirely in place; only arrays outside it (a gradient
+ * in an ordinary typed array, say) are staged.
+ *
+ * The arena never grows: its wasm memory has `maximum` = `initial`, so even `memory.grow()` throws
+ * instead of detaching the arrays already handed out. It never frees single tensors either: its
+ * memory is released when neither the arena nor any of its arrays is reachable. Size it with
+ * `Float32Arena.capacityFor` for the variables, their slots and the gradients that will live in it.
  *
  * @example
- * const arena = new Float32Arena(4 * n);
- * const w = new Variable(arena.zeros([n]), { name: 'w' });
+ * const arena = new Float32Arena(Float32Arena.capacityFor([[n]]));  // w, its m and v, and a gradient
+ * const w = arena.variable(initialValues, { name: 'w' });
+ * const g = arena.zeros([n]);                                      // fill it with the gradient each step
+ * new Nadam().applyGradientsSync([[g, w]]);                        // w, m, v and g all in place
  */
 export class Float32Arena {
   readonly memory: WasmMemory;
@@ -75,10 +83,36 @@ export class Float32Arena {
 
   /** A float32 tensor inside the arena holding a copy of `values` (rounded to float32). */
   from(values: ArrayLike<number>, shape: readonly number[] = [values.length]): Tensor<'float32'> {
+    if (values.length !== shape.reduce((a, b) => a * b, 1)) throw new BackendError(`${values.length} values do not fill shape [${shape.join(', ')}]`);
     const t = this.zeros(shape);
-    if (values.length !== t.size) throw new BackendError(`${values.length} values do not fill shape [${shape.join(', ')}]`);
     t.data.set(values);
     return t;
+  }
+
+  /** A float32 Variable whose value is a copy of `init` (rounded to float32), inside the arena. */
+  variable(init: Tensor | ArrayLike<number>, options: { name?: string; trainable?: boolean } = {}): Variable<'float32'> {
+    if (!(init instanceof Tensor)) return new Variable(this.from(init), options);
+    const values = init.dtype === 'float32' || init.dtype === 'float64' ? (init.data as ArrayLike<number>) : init.toArray();
+    const value = this.from(values, init.shape);
+    return new Variable(value, options);
+  }
+
+  /**
+   * The capacity (in float32 elements, alignment included) that holds `arraysPerShape` arrays of each
+   * of `shapes`: 4 by default, a variable, the two Nadam slots and a gradient.
+   */
+  static capacityFor(shapes: readonly (readonly number[])[], arraysPerShape = 4): number {
+    const aligned = (n: number) => Math.ceil(n / (ALIGN / 4)) * (ALIGN / 4);
+    return shapes.reduce((sum, shape) => sum + arraysPerShape * aligned(shape.reduce((a, b) => a * b, 1)), 0);
+  }
+
+  /**
+   * Zeros shaped like `tensor`, in the arena that holds it, when it is a float32 tensor inside an arena
+   * with room left; otherwise null. Optimizers create their slots with it.
+   */
+  static zerosBeside(tensor: Tensor): Tensor<'float32'> | null {
+    if (tensor.dtype !== 'float32') return null;
+    return Float32Arena.of(tensor.data as Float32Array)?.tryZeros(tensor.shape) ?? null;
   }
 
   /** The arena whose memory holds `array`, if any. */
