@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import { createConfigCommand } from '../src/cli/commands/config.js';
-import { configSourceExtensions, registerConfigSource } from '../src/index.js';
+import { configSourceExtensions, FormatError, registerConfigSource } from '../src/index.js';
 import { missingPython, python } from './helpers/python.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -62,6 +62,9 @@ describe('kerasopt config', () => {
     await expect(cli(['convert', file('a.json', TRAINING), '--to', 'keras4'])).rejects.toThrow(/--to must be keras3, tf-keras or keras2/);
     await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adam", "config": {}}}')])).rejects.toThrow(/'Adam': kerasopt implements Nadam only/);
     await expect(cli(['show', file('bad2.json', '{"optimizer_config": ')])).rejects.toThrow(/bad2\.json \(the JSON file\): not valid JSON/);
+    // A missing file is a FormatError naming it (main prints it and exits 2), never an uncaught ENOENT.
+    await expect(cli(['show', join(dir, 'missing.json')])).rejects.toThrow(/missing\.json: cannot read the file: ENOENT/);
+    await expect(cli(['show', join(dir, 'missing.json')])).rejects.toBeInstanceOf(FormatError);
   });
 
   test('.h5: the training_config attribute, through the registered Keras-file loader (file MADE BY US with h5py)', async () => {

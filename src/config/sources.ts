@@ -38,7 +38,13 @@ export function configSourceExtensions(): string[] {
   return ['.json', ...[...loaders.keys()].filter((e) => e !== '.json')];
 }
 
-registerConfigSource('.json', (file) => ({ text: readFileSync(file, 'utf8'), origin: 'the JSON file' }));
+registerConfigSource('.json', (file) => {
+  try {
+    return { text: readFileSync(file, 'utf8'), origin: 'the JSON file' };
+  } catch (e) {
+    throw new FormatError(file, `cannot read the file: ${(e as Error).message}`);
+  }
+});
 
 /** A parsed config document and where it came from. */
 export interface ConfigDocument {
