@@ -1,4 +1,5 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { loadOnnxRuntime } from '../src/backends/onnx/runtime.js';
 import { getBackend, IndexedSlices, Nadam, OnnxBackend, Tensor, Variable, type FloatDType, type Flavour, type GradientAndVariable } from '../src/index.js';
 import { bits, random, values } from './onnx.util.js';
 
@@ -128,6 +129,28 @@ describe('onnx backend chunking', () => {
 });
 
 describe('onnx backend edge cases', () => {
+  it('creates each session once: onnxruntime InferenceSession.create counted over steps, sizes and shapes', async () => {
+    const create = vi.spyOn(loadOnnxRuntime().InferenceSession, 'create');
+    const fresh = new OnnxBackend({ intraOpNumThreads: 1, chunkElements: 1000 });
+    try {
+      const opt = new Nadam({ backend: fresh });
+      const vars = [[3], [40, 50], [2501], []].map((shape, i) => new Variable(Tensor.fill('float32', shape, 0.5), { name: `w${i}` }));
+      const wide = new Variable(Tensor.fill('float64', [7, 3], 1), { name: 'wide' });
+      const opt64 = new Nadam({ backend: fresh });
+      for (let s = 0; s < 4; s++) {
+        await opt.applyGradients(vars.map((v) => [Tensor.fill('float32', v.shape, 0.1 * (s + 1)), v] as const));
+        await opt64.applyGradients([[Tensor.fill('float64', [7, 3], -0.2), wide]]);
+        await opt64.applyGradients([[new IndexedSlices(Tensor.from([s % 7], 'int32'), Tensor.fill('float64', [1, 3], 0.3), [7, 3]), wide]]);
+      }
+      // dense float32 (3, 2000 in 2 chunks, 2501 in 3 chunks, a scalar), dense float64, sparse float64: 3 sessions, 24 steps
+      expect(create).toHaveBeenCalledTimes(3);
+      expect(fresh.sessionCount).toBe(3);
+    } finally {
+      create.mockRestore();
+      await fresh.dispose();
+    }
+  });
+
   it('two optimizers stepping concurrently on one backend keep their own coefficients', async () => {
     const shared = new OnnxBackend({ intraOpNumThreads: 1, chunkElements: 3 });
     try {
