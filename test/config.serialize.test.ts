@@ -1,6 +1,8 @@
 import { describe, expect, test, vi } from 'vitest';
 import {
   ConfigError,
+  convertConfig,
+  deserializeSchedule,
   deserialize,
   detectDialect,
   detectFlavour,
@@ -208,8 +210,28 @@ describe('bad input: a clear error with the JSON path in words', () => {
     expect(({} as Record<string, unknown>)['x']).toBeUndefined();
     // Objects parsed elsewhere (JSON.parse makes "__proto__" an own key) are checked too.
     expect(() => deserialize(JSON.parse('{"class_name": "Nadam", "config": {"__proto__": {"x": 1}}}'), quiet)).toThrow("key '__proto__' at config.__proto__ is not allowed");
-    expect(() => Nadam.fromConfig(JSON.parse('{"__proto__": {"x": 1}}') as Record<string, unknown>)).toThrow(/unknown key '__proto__'/);
+    expect(() => Nadam.fromConfig(JSON.parse('{"__proto__": {"x": 1}}') as Record<string, unknown>)).toThrow("key '__proto__' at __proto__ is not allowed");
     expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+  });
+
+  test('prototype keys never reach a prototype through the other public entry points either', () => {
+    // The config handed to a registered class is copied key by key: an own "__proto__" would set the copy's prototype.
+    const seen: object[] = [];
+    const W = { fromConfig: (c: Record<string, unknown>) => (seen.push(c), { className: 'W', call: () => 1, getConfig: () => c }) };
+    const sched = (inner: string): unknown => JSON.parse(`{"class_name": "W", "config": ${inner}}`);
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      expect(() => deserializeSchedule(sched(`{"${key}": {"x": 1}}`), { customObjects: { W } })).toThrow(`key '${key}' at config.${key} is not allowed`);
+      expect(() => deserializeSchedule(sched(`{"a": [{"${key}": 1}]}`), { customObjects: { W } })).toThrow(`key '${key}' at config.a[0].${key} is not allowed`);
+      const cfg = JSON.parse(`{"learning_rate": {"class_name": "W", "config": {"${key}": {"x": 1}}}}`) as Record<string, unknown>;
+      expect(() => Nadam.fromConfig(cfg, { flavour: 'keras3', customObjects: { W } })).toThrow(`key '${key}' at learning_rate.config.${key} is not allowed`);
+      expect(() => convertConfig(JSON.parse(`{"name": "Nadam", "${key}": {"x": 1}}`) as Record<string, unknown>, { to: 'keras3' })).toThrow(`key '${key}' at ${key} is not allowed`);
+    }
+    expect(seen).toEqual([]);
+    expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+    // Without prototype keys the same registered class is used, and gets a plain object.
+    deserializeSchedule(sched('{"x": 1}'), { customObjects: { W } });
+    expect(seen).toHaveLength(1);
+    expect(Object.getPrototypeOf(seen[0])).toBe(Object.prototype);
   });
 
   test('an envelope with a module other than keras.optimizers, or extra envelope keys', () => {

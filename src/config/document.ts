@@ -22,8 +22,11 @@ export interface LocatedOptimizer {
 
 const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
 
-/** Refuses own keys that could reach a prototype, in documents that did not come through parsePythonJson. */
-function refusePrototypeKeys(value: unknown, path: string, file?: string): void {
+/**
+ * Refuses own keys that could reach a prototype (`__proto__`, `constructor`, `prototype`) anywhere in
+ * `value`, for values that did not come through parsePythonJson (JSON.parse makes `__proto__` an own key).
+ */
+export function refusePrototypeKeys(value: unknown, path: string, file?: string): void {
   if (Array.isArray(value)) value.forEach((v, i) => refusePrototypeKeys(v, joinPath(path, i), file));
   else if (isObject(value)) {
     for (const key of Object.keys(value)) {

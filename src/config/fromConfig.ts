@@ -3,6 +3,7 @@ import type { Flavour } from '../optimizers/flavour.js';
 import type { NadamOptions } from '../optimizers/nadam/index.js';
 import type { CustomObjects } from './customObjects.js';
 import { dialectWithin } from './detect.js';
+import { refusePrototypeKeys } from './document.js';
 import { acceptedKeys, LAYOUTS, type ConfigDialect } from './dialects.js';
 import { ConfigError, joinPath } from './errors.js';
 import { deserializeSchedule } from './scheduleSerde.js';
@@ -32,6 +33,7 @@ export function nadamOptionsFromConfig(config: Readonly<Record<string, unknown>>
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new ConfigError(path, `the optimizer config ${path ? `at ${path} ` : ''}must be an object, got ${JSON.stringify(config)}`, o.file);
   }
+  refusePrototypeKeys(config, path, o.file);
   if (o.dialect && o.flavour && LAYOUTS[o.dialect].flavour !== o.flavour) {
     throw new KerasTypeError(`dialect ${o.dialect} writes ${LAYOUTS[o.dialect].flavour} configs, not ${o.flavour}`);
   }

@@ -9,6 +9,7 @@ import {
 } from '../optimizers/schedules.js';
 import { LAYOUTS, type ConfigDialect } from './dialects.js';
 import { lookupCustom, type CustomObjects } from './customObjects.js';
+import { refusePrototypeKeys } from './document.js';
 import { ConfigError, joinPath } from './errors.js';
 import { copyFloatMark, markFloat } from './pyjson.js';
 import { checkSchema } from './validate.js';
@@ -74,6 +75,7 @@ export interface ScheduleReadOptions {
  */
 export function deserializeSchedule(value: unknown, options: ScheduleReadOptions = {}): LearningRateSchedule {
   const path = options.path ?? '';
+  refusePrototypeKeys(value, path, options.file);
   checkSchema('schedule-envelope.schema.json', value, path, options.file, 'learning-rate schedule');
   const env = value as { module?: string | null; class_name: string; config: Record<string, unknown>; registered_name?: string | null };
   const name = env.registered_name ?? env.class_name;
