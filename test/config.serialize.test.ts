@@ -282,6 +282,26 @@ describe('learning-rate schedules in the forms Keras writes', () => {
     expect(dumpsPython(serialize(opt))).toContain('"learning_rate": {"class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.96, "staircase": false, "name": null}}');
   });
 
+  test.each([
+    ['ExponentialDecay', '{"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.96, "staircase": true, "name": null}'],
+    ['InverseTimeDecay', '{"initial_learning_rate": 1.0, "decay_steps": 1.0, "decay_rate": 0.5, "staircase": false, "name": null}'],
+    ['PiecewiseConstantDecay', '{"boundaries": [100, 200], "values": [1.0, 0.5, 0.1], "name": null}'],
+    ['PolynomialDecay', '{"initial_learning_rate": 0.1, "decay_steps": 1000, "end_learning_rate": 0.0001, "power": 1.0, "cycle": false, "name": null}'],
+  ])('TF 2.11-2.15 tf.keras Nadam round-trips %s in both forms it wrote (2.11-2.12 {class_name, config}, 2.13+ the module form)', (cls, config) => {
+    const k3 = (s: string): string => WRITTEN['keras-3'].replace('"learning_rate": 0.0010000000474974513', `"learning_rate": ${s}`);
+    const tf211 = (s: string): string =>
+      `{"class_name": "Nadam", "config": {"name": "Nadam", "weight_decay": null, "clipnorm": null, "global_clipnorm": null, "clipvalue": null, "use_ema": false, "ema_momentum": 0.99, "ema_overwrite_frequency": null, "jit_compile": true, "is_legacy_optimizer": false, "learning_rate": ${s}, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07}}`;
+    for (const schedule of [`{"class_name": "${cls}", "config": ${config}}`, `{"module": "keras.optimizers.schedules", "class_name": "${cls}", "config": ${config}, "registered_name": null}`]) {
+      const text = tf211(schedule);
+      const opt = deserialize(text, quiet) as Nadam;
+      expect(opt.dialect).toBe('tf-2.11');
+      expect(dumpsPython(serialize(opt))).toBe(text);
+      // Keras 3 writes the module form whatever form it read.
+      const moduleForm = `{"module": "keras.optimizers.schedules", "class_name": "${cls}", "config": ${config}, "registered_name": null}`;
+      expect(dumpsPython(serialize(deserialize(k3(schedule), quiet) as Nadam))).toBe(k3(moduleForm));
+    }
+  });
+
   test('the Keras 3 Nadam steps with the schedule evaluated at its iterations', () => {
     const opt = deserialize(WRITTEN['keras-3'].replace('"learning_rate": 0.0010000000474974513', `"learning_rate": ${k3}`), quiet) as Nadam;
     expect(opt.learningRateValue()).toBe(Math.fround(0.1));

@@ -23,6 +23,13 @@ const sources = new WeakMap<LearningRateSchedule, Record<string, unknown>>();
 /** The Keras 3 envelope fields of custom schedules as read, so they are written back as they were. */
 const customEnvelopes = new WeakMap<LearningRateSchedule, { module: string | null; registered_name: string | null }>();
 
+/**
+ * Schedules read in Keras 3's module form. TF 2.13-2.15's tf.keras writes that form inside its
+ * `{class_name, config}` optimizer (TF 2.11-2.12 wrote `{class_name, config}`), so a tf-2.11 config
+ * keeps the form it was read in.
+ */
+const readInModuleForm = new WeakSet<LearningRateSchedule>();
+
 /** Schedule config keys that Keras documents as Python floats. */
 const FLOAT_SCHEDULE_KEYS = new Set(['initial_learning_rate', 'decay_rate', 'end_learning_rate', 'power']);
 
@@ -52,7 +59,7 @@ export function serializeSchedule(schedule: LearningRateSchedule, dialect: Confi
     if (Array.isArray(v) && Array.isArray(s)) v.forEach((x, i) => s[i] === x && copyFloatMark(s, i, v, i));
   }
   const builtIn = Object.prototype.hasOwnProperty.call(SCHEDULE_CLASSES, schedule.className);
-  if (LAYOUTS[dialect].envelope === 'class-config') return { class_name: schedule.className, config };
+  if (LAYOUTS[dialect].envelope === 'class-config' && !readInModuleForm.has(schedule)) return { class_name: schedule.className, config };
   const custom = customEnvelopes.get(schedule);
   return {
     module: custom ? custom.module : builtIn ? SCHEDULES_MODULE : null,
@@ -83,7 +90,10 @@ export function deserializeSchedule(value: unknown, options: ScheduleReadOptions
   if (custom) {
     const made = custom.fromConfig(plain(env.config));
     if (!isLearningRateSchedule(made)) throw new ConfigError(joinPath(path, 'class_name'), `customObjects['${name}'].fromConfig did not return a learning-rate schedule (call and getConfig)`, options.file);
-    if ('module' in env || 'registered_name' in env) customEnvelopes.set(made, { module: env.module ?? null, registered_name: env.registered_name ?? null });
+    if ('module' in env || 'registered_name' in env) {
+      customEnvelopes.set(made, { module: env.module ?? null, registered_name: env.registered_name ?? null });
+      readInModuleForm.add(made);
+    }
     return made;
   }
   const builtIn = env.registered_name == null && Object.prototype.hasOwnProperty.call(SCHEDULE_CLASSES, env.class_name);
@@ -100,6 +110,7 @@ export function deserializeSchedule(value: unknown, options: ScheduleReadOptions
   const c = plain(env.config);
   const made = build(env.class_name, c);
   sources.set(made, c);
+  if ('module' in env || 'registered_name' in env) readInModuleForm.add(made);
   return made;
 }
 
