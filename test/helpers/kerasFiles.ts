@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor, type DType } from '../../src/index.js';
 import { missingPython, PYTHON } from './python.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SCRIPT = resolve(HERE, 'keras_files.py');
@@ -70,4 +70,26 @@ export function corpusFiles(): string[] {
     names = [];
   }
   return names.filter((n) => /\.(h5|hdf5|keras)$/i.test(n)).map((n) => join(dir, n));
+}
+
+/**
+ * Why Debian's h5dump (hdf5-tools) cannot run (null when it can). Loud when missing; in CI a
+ * failure, as .ci/run installs it.
+ */
+export function h5dumpMissing(): string | null {
+  const r = spawnSync('h5dump', ['--version'], { encoding: 'utf8' });
+  const why = r.status === 0 ? null : `h5dump cannot run: ${(r.stderr || String(r.error)).trim()}`;
+  if (why && process.env.CI) throw new Error(`cross-check tool missing in CI (.ci/run must install hdf5-tools): ${why}`);
+  if (why) console.warn(`\n*** CROSS-CHECK NOT RUN: ${why}. Install Debian's hdf5-tools (see .ci/run). ***\n`);
+  return why;
+}
+
+/**
+ * libhdf5's own description of the structure under `group` (h5dump -H -p: every group, dataset and
+ * attribute with its datatype, dataspace, storage layout, filters, fill value and allocation time),
+ * one line each, without the file name and the storage offsets (which depend on where bytes landed).
+ */
+export function h5dumpStructure(file: string, group: string): string[] {
+  const out = execFileSync('h5dump', ['-H', '-p', '-g', group, file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  return out.split('\n').slice(1).filter((l) => !/^\s*OFFSET \d+$/.test(l));
 }
