@@ -175,6 +175,17 @@ describe('compareRecord', () => {
     expect(f64.pass).toBe(false);
   });
 
+  test('an infinity equals itself under every tolerance (Inf - Inf is NaN, not an error), and differs from the other one', () => {
+    const expected = Tensor.from([Infinity, -Infinity, 1], 'float32');
+    for (const t of [{ kind: 'exact' }, { kind: 'ulp', maxUlp: 0 }, { kind: 'allclose', rtol: 0, atol: 0 }, { kind: 'relative', rtol: 1e-9 }] as Tolerance[]) {
+      const same = compareRecord(1, 'var:w', expected.clone(), expected, t, 'f.json');
+      expect([same.pass, same.maxAbs, same.maxRel, same.maxUlp, same.differing]).toEqual([true, 0, 0, 0, 0]);
+      const flipped = compareRecord(1, 'var:w', Tensor.from([-Infinity, -Infinity, 1], 'float32'), expected, t, 'f.json');
+      expect([flipped.pass, flipped.failing, flipped.maxAbs]).toEqual([false, 1, Infinity]);
+      expect(compareRecord(1, 'var:w', Tensor.from([3e38, -Infinity, 1], 'float32'), expected, t, 'f.json').pass).toBe(false);
+    }
+  });
+
   test('iterations beyond 2^53 are compared as integers, exactly', () => {
     const big = 2n ** 60n;
     const r = compareRecord(9, 'weight:iterations', Tensor.from([big + 1n], 'int64', []), Tensor.from([big], 'int64', []), { kind: 'allclose', rtol: 1, atol: 1 }, 'f.json');

@@ -50,6 +50,10 @@ export interface Difference {
 }
 
 function within(t: Tolerance, actual: number, expected: number, ulp: number, sameBits: boolean): boolean {
+  // As numpy's isclose: an infinity is close only to itself (Inf - Inf is NaN, and Inf <= rtol * Inf would
+  // let -Inf pass for +Inf); a NaN or an infinity where a finite value was expected is outside every tolerance.
+  if (sameBits) return true;
+  if (!Number.isFinite(actual) || !Number.isFinite(expected)) return false;
   switch (t.kind) {
     case 'exact':
       return sameBits;
@@ -77,7 +81,7 @@ export function compareTensors(actual: Tensor, expected: Tensor, tolerance: Tole
     // float16 data are bit patterns; for the others Object.is tells -0 from +0 (=== does not).
     const sameBits = sameDtype && dtype === 'float16' ? actual.data[i] === expected.data[i] : Object.is(a, e);
     if (!sameBits) differing++;
-    const abs = Math.abs(a - e);
+    const abs = a === e ? 0 : Math.abs(a - e);
     const rel = abs === 0 ? 0 : e === 0 ? Infinity : abs / Math.abs(e);
     const ulp = ulpDistance(a, e, dtype);
     if (ulp > maxUlp || (worst < 0 && !sameBits)) {
