@@ -129,6 +129,12 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect((await formatError(file)).message).toMatch(/written by a TF 2\.11\+ \/ Keras 3 optimizer \(first weight 'Nadam\/iteration:0'\)/);
   });
 
+  it('a dataset declaring 40 GB in a 30 KB file is refused under the default cap, before any allocation', async () => {
+    const file = edited('tf_keras_h5py3.h5', "g = f['optimizer_weights/Nadam/dense/kernel']\ndel g['m:0']\ng.create_dataset('m:0', shape=(100000, 100000), dtype='f4', chunks=(100, 100))");
+    expect(readFileSync(file).length).toBeLessThan(100_000);
+    expect((await formatError(file)).message).toMatch(/dataset \/optimizer_weights\/Nadam\/dense\/kernel\/m:0 declares 40000000000 bytes, over the 1073741824-byte cap/);
+  });
+
   it('a dataset declaring more bytes than the cap is refused before any allocation', async () => {
     expect((await formatError(made.files['tf_keras_h5py3.h5']!.file, { maxDatasetBytes: 16 })).message).toMatch(/declares 48 bytes, over the 16-byte cap/);
   });
