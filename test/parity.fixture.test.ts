@@ -127,6 +127,16 @@ describe('loadFixture refuses bad input with an error naming the file and what i
       m.step[0].key = 'momentum';
     });
     expect(() => loadFixture(path)).toThrow(/at step\.0\.key: must match pattern/);
+    // tf-golden must name where TF printed the numbers: a missing or blank source is refused.
+    for (const source of [undefined, '', '  ']) {
+      edit(path, (m) => {
+        m.step[0].key = 'var:w';
+        m.provenance.kind = 'tf-golden';
+        if (source === undefined) delete m.provenance.source;
+        else m.provenance.source = source;
+      });
+      expect(() => loadFixture(path)).toThrow(source === undefined ? /at provenance: must have required property 'source'/ : /at provenance\.source: must match pattern/);
+    }
   });
 
   test('a truncated payload', () => {

@@ -27,7 +27,7 @@ def build(spec, initial, steps):
     """
     if spec['provenance']['kind'] not in PROVENANCE_KINDS:
         raise ValueError(f"unknown provenance kind {spec['provenance']['kind']!r}")
-    if spec['provenance']['kind'] == 'tf-golden' and not spec['provenance'].get('source'):
+    if spec['provenance']['kind'] == 'tf-golden' and not spec['provenance'].get('source', '').strip():
         raise ValueError('a tf-golden fixture must name its source')
     if not steps:
         raise ValueError(f"fixture {spec['name']!r} has no steps")
