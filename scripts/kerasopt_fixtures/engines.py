@@ -75,7 +75,10 @@ def run_torch(case):
 
 def run_tensorflow(case):
     """Drives TensorFlow's own Nadam and records every step (for users who have TF; not run in kerasopt's CI)."""
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise SystemExit(f'the tensorflow engine needs TensorFlow in this Python ({sys.executable}): {e}')
 
     flavour = case['flavour']
     if flavour == 'keras2':
