@@ -56,9 +56,25 @@ describe('convertConfig between standalone Keras 2, tf.keras and Keras 3', () =>
     }
   });
 
+  test('keras3 -> keras2 -> keras3: global_clipnorm <-> Keras 2 clipnorm (joint norm), betas as Keras 2 writes them', () => {
+    const there = convertConfig(new Nadam({ flavour: 'keras3', learning_rate: 0.002, global_clipnorm: 2 }).getConfig(), { to: 'keras2' });
+    expect(dumpsPython(there.config)).toBe('{"clipnorm": 2.0, "lr": 0.0020000000949949026, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1e-07, "schedule_decay": 0.004}');
+    expect(there.changes.join('\n')).toMatch(/global_clipnorm 2 becomes Keras 2's clipnorm/);
+    expect(there.changes.join('\n')).toMatch(/gains the factor 0\.004/);
+    const back = convertConfig(there.config, { to: 'keras3' });
+    expect(back.config).toMatchObject({ name: 'nadam', global_clipnorm: 2, clipnorm: null, learning_rate: Math.fround(0.002), beta_1: Math.fround(0.9) });
+    expect(back.changes.join('\n')).toMatch(/clipnorm 2 becomes global_clipnorm/);
+    // Keras 3's per-tensor clipnorm has no Keras 2 equivalent: kept, and the change of meaning listed.
+    const perTensor = convertConfig(new Nadam({ flavour: 'keras3', clipnorm: 2 }).getConfig(), { to: 'keras2' });
+    expect(perTensor.config).toMatchObject({ clipnorm: 2 });
+    expect(perTensor.changes.join('\n')).toMatch(/clipnorm 2: keras3 clips each gradient by its own norm, Keras 2 by the joint norm/);
+  });
+
   test('what the target cannot express is an error, not a silent drop', () => {
     const sched = { ...K3, learning_rate: { module: 'keras.optimizers.schedules', class_name: 'ExponentialDecay', config: { initial_learning_rate: 0.1, decay_steps: 10, decay_rate: 0.9 }, registered_name: null } };
     expect(() => convertConfig(sched, { to: 'tf-keras' })).toThrow(/does not take a learning-rate schedule \(ExponentialDecay\)/);
+    expect(() => convertConfig(sched, { to: 'keras2' })).toThrow(/cannot convert to keras2: its Nadam does not take a learning-rate schedule/);
+    expect(convertConfig(sched, { to: 'keras3', dialect: 'tf-2.11' }).config['learning_rate']).toMatchObject({ class_name: 'ExponentialDecay', config: { decay_steps: 10 } });
     expect(() => convertConfig({ ...TF, clipnorm: 1, clipvalue: 2 }, { to: 'keras3' })).toThrow(/only one of clipnorm, clipvalue and global_clipnorm/);
     expect(() => convertConfig({ ...TF, global_clipnorm: 1 }, { to: 'tf-keras', dialect: 'tf-2.0' })).toThrow(/global_clipnorm/);
   });
