@@ -2,6 +2,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { h5 } from '../src/formats/hdf5.js';
 import { readOptimizerState, saveOptimizerState } from '../src/formats/index.js';
 import { FormatError, Nadam, Tensor, Variable } from '../src/index.js';
 import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
@@ -82,6 +83,12 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
       outcomes.add(result === 'read' ? 'read' : 'error');
     }
     expect([...outcomes].sort()).toEqual(['error', 'read']); // the sweep did hit structure as well as data
+  });
+
+  it("libhdf5's error stack is not dumped on stderr (the FormatError says what failed)", async () => {
+    // the wasm module's fd 2 is pointed at the null device (src/formats/hdf5.ts, silenceDiagnostics)
+    const fs = (await h5()) as unknown as { FS: { getStream(fd: number): { nfd: number } } };
+    expect(fs.FS.getStream(2).nfd).not.toBe(2);
   });
 
   it('saving into a bad target (truncated, not HDF5, archive with ../) is refused and writes nothing', async () => {

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { devNull } from 'node:os';
 import type * as H5Wasm from 'h5wasm/node';
 import { FormatError, KerasoptError } from '../errors.js';
 import { FLOAT16_MARKER, float16Nonce, float16Placeholder, patchFloat16 } from './float16.js';
@@ -21,8 +22,21 @@ export async function h5(): Promise<H5Module> {
   if (!module) {
     h5wasm = await import('h5wasm/node');
     module = (await h5wasm.ready) as H5Module;
+    if (!process.env.KERASOPT_HDF5_DIAG) silenceDiagnostics(module);
   }
   return module;
+}
+
+/**
+ * On a corrupt file libhdf5 prints its whole error stack ("HDF5-DIAG: ...", dozens of lines) to
+ * stderr before h5wasm reports the failure, which kerasopt turns into a FormatError naming the
+ * file and the object. The stack says nothing more to a user, so the wasm module's stderr goes to
+ * the null device (KERASOPT_HDF5_DIAG=1 keeps it). The Node build writes the module's fd 2
+ * through the host descriptor `nfd` of its stream; if that ever changes, nothing is silenced.
+ */
+function silenceDiagnostics(m: H5Module): void {
+  const stream = (m as unknown as { FS?: { getStream?: (fd: number) => { nfd?: unknown } | null } }).FS?.getStream?.(2);
+  if (stream && typeof stream.nfd === 'number') stream.nfd = openSync(devNull, 'w');
 }
 
 function mod(): H5Module {
