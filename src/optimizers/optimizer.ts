@@ -1,7 +1,7 @@
 import type { Backend, UniqueRows } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
 import { Float32Arena } from '../backends/typed/arena.js';
-import { BackendError, GradientMismatchError, KerasTypeError, KerasValueError, UnsupportedDTypeError } from '../errors.js';
+import { BackendError, GradientMismatchError, HyperparameterError, KerasTypeError, KerasValueError, UnsupportedDTypeError } from '../errors.js';
 import { isFloatDType, type DType, type FloatDType } from '../tensor/dtype.js';
 import { IndexedSlices, sameShape, shapeToString, Tensor, type FloatTensor } from '../tensor/tensor.js';
 import { Variable } from '../tensor/variable.js';
@@ -183,8 +183,25 @@ export abstract class Optimizer {
           `weight ${i} ('${target.name}'): expected ${target.dtype}${shapeToString(target.shape)}, got ${w.dtype}${shapeToString(w.shape)}`,
         );
       }
+      this.checkWeightValue(w, target, i);
     });
     weights.forEach((w, i) => this.saved[i]!.assign(w));
+  }
+
+  /**
+   * Values no step could have produced: a negative iteration count, or a saved learning rate (Keras 3
+   * saves it as the scalar weight 'learning_rate') that is NaN, infinite or negative.
+   */
+  private checkWeightValue(w: Tensor, target: Variable, i: number): void {
+    if (target === this.iterationsVar && (w.data[0] as bigint) < 0n) {
+      throw new KerasValueError(`weight ${i} ('${target.name}'): expected an iteration count >= 0, got ${w.data[0]}`);
+    }
+    if (target.name === 'learning_rate' && target.shape.length === 0) {
+      const lr = w.get(0);
+      if (!(lr >= 0 && Number.isFinite(lr))) {
+        throw new HyperparameterError('learning_rate', `weight ${i} ('learning_rate'): expected a finite number >= 0, got ${lr}`);
+      }
+    }
   }
 
   /**
@@ -264,6 +281,12 @@ export abstract class Optimizer {
   protected abstract createSlots(fresh: readonly Variable[], first: boolean): void;
   /** The flavour's update for one step (iterations is incremented by the base afterwards). */
   protected abstract updateStep(items: readonly PreparedGradient[]): Flow<void>;
+
+  /**
+   * Refuses a step whose hyperparameters went bad since construction (say, a learning-rate schedule
+   * returning NaN). Runs after the gradients are validated and before anything changes.
+   */
+  protected checkBeforeStep(): void {}
 
   /** Emits a warning through the configured sink. */
   protected warning(message: string): void {
@@ -355,6 +378,7 @@ export abstract class Optimizer {
 
   private *applyFlow(gradsAndVars: Iterable<GradientAndVariable>): Flow<number> {
     const items = this.validate(gradsAndVars);
+    this.checkBeforeStep();
     const clipped = yield* clipGradients(this.flavour, this.backend, items.map((x) => x.grad), this.clip);
     this.build(items.map((x) => x.variable));
     const prepared: PreparedGradient[] = [];

@@ -1,5 +1,5 @@
 import type { Backend, NadamState } from '../../backends/backend.js';
-import { KerasValueError } from '../../errors.js';
+import { HyperparameterError, KerasValueError } from '../../errors.js';
 import { arith } from '../../tensor/arith.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import type { FloatTensor } from '../../tensor/tensor.js';
@@ -100,7 +100,7 @@ export class Nadam extends Optimizer {
       learning_rate: options.lr ?? options.learning_rate ?? recipe.defaultLearningRate,
       beta_1: options.beta_1 ?? 0.9,
       beta_2: options.beta_2 ?? 0.999,
-      epsilon: options.epsilon || 1e-7,
+      epsilon: options.epsilon === 0 || options.epsilon === null || options.epsilon === undefined ? 1e-7 : options.epsilon, // NaN is refused below, not replaced
       schedule_decay: scheduleDecay,
     };
     validateHyperparameters(this.hyperparameters, flavour);
@@ -140,6 +140,13 @@ export class Nadam extends Optimizer {
     if (isLearningRateSchedule(lr)) return lr.call(this.iterations);
     if (this.learningRateVar) return this.learningRateVar.value.get(0);
     return lr;
+  }
+
+  protected override checkBeforeStep(): void {
+    const lr = this.learningRateValue();
+    if (!(lr >= 0 && Number.isFinite(lr))) {
+      throw new HyperparameterError('learning_rate', `learning_rate at iteration ${this.iterations} is ${lr}; expected a finite number >= 0`);
+    }
   }
 
   protected createSlots(fresh: readonly Variable[], first: boolean): void {
