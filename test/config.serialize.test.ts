@@ -195,6 +195,12 @@ describe('bad input: a clear error with the JSON path in words', () => {
     const e = error(`{"compile_config": {"optimizer": ${k3('"use_ema": true')}}}`);
     expect(e).toMatchObject({ path: 'compile_config.optimizer.config.use_ema', code: 'UNSUPPORTED_FEATURE' });
     expect(e.message).toMatch(/^in\.json: use_ema=true is not supported .* \(at compile_config\.optimizer\.config\.use_ema\)$/);
+    expect(error(k3('"weight_decay": 0.01')).message).toBe("in.json: weight_decay=0.01 is not supported by kerasopt's Nadam yet; it must be null (unset) (at config.weight_decay)");
+    // A rule over several keys names the file and the config it is about.
+    const two = error(`{"compile_config": {"optimizer": ${k3('"clipnorm": 1.0, "clipvalue": 1.0')}}}`);
+    expect(two).toBeInstanceOf(ConfigError);
+    expect(two.path).toBe('compile_config.optimizer.config');
+    expect(two.message).toBe('in.json: Only one of clipnorm, clipvalue and global_clipnorm can be set; got clipnorm, clipvalue (in the config at compile_config.optimizer.config)');
   });
 
   test('values out of range name their path (lr as written)', () => {

@@ -120,7 +120,10 @@ function located(e: unknown, found: LocatedOptimizer, file?: string): unknown {
   const named = e instanceof HyperparameterError ? e.hyperparameter : /^(\w+)[= ]/.exec(e.message)?.[1];
   const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(found.config, k);
   const key = named === undefined ? undefined : has(named) ? named : named === 'learning_rate' && has('lr') ? 'lr' : named === 'decay' && has('schedule_decay') ? 'schedule_decay' : undefined;
-  if (key === undefined) return e;
+  if (key === undefined) {
+    // A rule about several keys (e.g. Keras 3's single clipping option): name the config they are in.
+    return new ConfigError(found.configPath, `${e.message} (in the config ${found.configPath ? `at ${found.configPath}` : 'at the top level'})`, file, e.code);
+  }
   const path = joinPath(found.configPath, key);
   return new ConfigError(path, `${e.message} (at ${path})`, file, e.code);
 }

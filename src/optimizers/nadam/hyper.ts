@@ -54,6 +54,7 @@ export function validateClip(name: string, value: unknown): number | null {
 /** Refuses a Keras 3 feature kerasopt does not implement, naming it, rather than ignoring it. */
 export function refuseUnimplemented(name: string, value: unknown, inactive: unknown): void {
   if (value !== undefined && value !== inactive) {
-    throw new KerasValueError(`${name}=${JSON.stringify(value)} is not supported by kerasopt's Nadam yet; only ${JSON.stringify(inactive)} is`, 'UNSUPPORTED_FEATURE');
+    const allowed = inactive === undefined ? 'it must be null (unset)' : `only ${JSON.stringify(inactive)} is`;
+    throw new KerasValueError(`${name}=${JSON.stringify(value)} is not supported by kerasopt's Nadam yet; ${allowed}`, 'UNSUPPORTED_FEATURE');
   }
 }
