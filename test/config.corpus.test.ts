@@ -69,7 +69,16 @@ describe('real Keras files in ../shared/corpus/real', () => {
       console.warn(`*** ${file}: no training_config (saved without optimizer): nothing to check ***`);
       return;
     }
-    const found = locateOptimizer(parsePythonJson(text, file), file);
+    const doc = parsePythonJson(text, file);
+    let found: ReturnType<typeof locateOptimizer>;
+    try {
+      found = locateOptimizer(doc, file);
+    } catch (e) {
+      // A model saved without compiling it (Keras 3 config.json without compile_config): no optimizer to check.
+      if (!/(holds|has) no optimizer/.test((e as Error).message)) throw e;
+      console.warn(`*** ${file}: ${(e as Error).message}: nothing to check ***`);
+      return;
+    }
     if (found.className.toLowerCase() !== 'nadam' && found.className !== 'Custom>Nadam') {
       expect(() => deserialize(text, { file })).toThrow(/kerasopt implements Nadam only|unknown optimizer class/);
       return;
