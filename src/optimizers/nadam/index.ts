@@ -21,10 +21,13 @@ import { tfKerasCoefficients } from './tfKeras.js';
  * (with Keras's aliases `lr` and `schedule_decay`), plus kerasopt's own camelCase options.
  */
 export interface NadamOptions {
+  /** The step size, >= 0 (default 0.001; keras2: 0.002). A schedule only in the keras3 flavour, as in Keras. */
   learning_rate?: number | LearningRateSchedule;
   /** Legacy alias of learning_rate; when both are given, `lr` wins, as in TF. */
   lr?: number;
+  /** Decay rate of the first moment (m), in [0, 1) (default 0.9). */
   beta_1?: number;
+  /** Decay rate of the second moment (v), in [0, 1) (default 0.999). */
   beta_2?: number;
   /** null or 0 means Keras's backend epsilon, 1e-7. */
   epsilon?: number | null;
@@ -35,9 +38,13 @@ export interface NadamOptions {
   decay?: number;
   /** Momentum-schedule exponent factor (tf-keras and keras2; default 0.004). */
   schedule_decay?: number;
+  /** The optimizer's name, written in its config (default 'Nadam'; keras3: 'nadam'). */
   name?: string;
+  /** Clip each gradient to this L2 norm (> 0), as the flavour applies it (README "Nadam flavours"). */
   clipnorm?: number | null;
+  /** Clip each gradient element to [-clipvalue, clipvalue] (> 0). */
   clipvalue?: number | null;
+  /** Clip all gradients together to this global L2 norm (> 0); not in keras2. */
   global_clipnorm?: number | null;
   /** Keras 3 keys kerasopt does not implement; any active value is refused with an error naming it. */
   weight_decay?: number | null;
