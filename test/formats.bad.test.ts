@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h5 } from '../src/formats/hdf5.js';
-import { readOptimizerState, saveOptimizerState } from '../src/formats/index.js';
+import { optimizerFromState, readOptimizerState, saveOptimizerState } from '../src/formats/index.js';
 import { FormatError, Nadam, Tensor, Variable } from '../src/index.js';
 import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
 import { python } from './helpers/python.js';
@@ -108,6 +108,23 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
       expect((err as FormatError).file).toBe(target);
       expect(readFileSync(target).equals(before)).toBe(true);
     }
+    expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('saving, with a read state as template, into a copy whose global heap is corrupt: FormatError, target untouched', async () => {
+    const state = await readOptimizerState(made.files['tf_keras_h5py3.h5']!.file);
+    const { optimizer } = optimizerFromState(state);
+    const bytes = readFileSync(made.files['tf_keras_h5py3.h5']!.file);
+    const heap = bytes.indexOf('GCOL'); // the global heap holding the variable-length strings
+    expect(heap).toBeGreaterThan(0);
+    bytes.write('XXXX', heap);
+    const file = join(made.dir, 'corrupt_heap.h5');
+    writeFileSync(file, bytes);
+    const err = await saveOptimizerState(file, optimizer, { like: state }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as FormatError).file).toBe(file);
+    expect((err as Error).message).toMatch(/training_config|weight_names/);
+    expect(readFileSync(file).equals(bytes)).toBe(true);
     expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
   });
 

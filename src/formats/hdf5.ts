@@ -119,11 +119,12 @@ export class H5File {
    * Turns a failure that is not kerasopt's own (h5wasm throwing on corrupt structures, or libhdf5
    * aborting) into a FormatError naming the file and the object being read.
    */
-  asFormatError(e: unknown): unknown {
+  asFormatError(e: unknown, doing: 'reading' | 'updating' = 'reading'): unknown {
     if (e instanceof KerasoptError) return e;
     const message = e instanceof Error ? e.message : String(e);
     const aborted = /abort/i.test(message) ? ' (libhdf5 aborted)' : '';
-    return new FormatError(this.label, `corrupt HDF5 file: reading ${this.lastObject} failed: ${message}${aborted}`);
+    const what = doing === 'reading' ? 'corrupt HDF5 file' : 'HDF5 file cannot be updated (corrupt, or the write failed)';
+    return new FormatError(this.label, `${what}: ${doing} ${this.lastObject} failed: ${message}${aborted}`);
   }
 
   /** float16 datasets created as float32 placeholders, to patch when the file is closed. */
@@ -243,6 +244,7 @@ export class H5File {
 
   /** Overwrites every element of an existing dataset with `t`'s bits (same dtype and shape, checked). */
   overwriteTensor(path: string, t: Tensor): void {
+    this.lastObject = abs(path);
     const m = mod().get_dataset_metadata(this.file.file_id, abs(path));
     const dtype = dtypeOf(m.type, m.size, m.signed);
     if (dtype !== t.dtype || !sameShape(m.shape ?? [], t.shape)) {
@@ -281,6 +283,7 @@ export class H5File {
   createTensor(path: string, t: Tensor): void {
     const parts = split(path);
     this.ensureGroups(parts.slice(0, -1).join('/'));
+    this.lastObject = abs(path);
     const half = t.dtype === 'float16';
     const placeholder = half ? float16Placeholder(t) : null;
     const bytes = placeholder ? new Uint8Array(placeholder.buffer, placeholder.byteOffset, placeholder.byteLength) : bytesOf(t);
@@ -321,6 +324,7 @@ export class H5File {
    * attribute of that name is replaced.
    */
   writeStringAttribute(path: string, name: string, value: string | string[], style: 'fixed' | 'vlen'): void {
+    this.lastObject = `attribute '${name}' of ${abs(path)}`;
     const obj = this.objectAt(path);
     if (this.attributeNames(path).includes(name)) obj.delete_attribute(name);
     const values = Array.isArray(value) ? value : [value];

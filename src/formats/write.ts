@@ -77,7 +77,7 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
       writeModelVariables(h, options.modelVariables ?? []);
     } catch (e) {
       h.closeQuietly(); // the temporary file is discarded; the error says what failed
-      throw e;
+      throw h.asFormatError(e, 'updating');
     }
     h.close();
     await verify(tmp, file, weights);
@@ -234,9 +234,11 @@ async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight
     try {
       writeKeras3(h, weights, options);
       writeModelVariables(h, options.modelVariables ?? []);
-    } finally {
-      h.close();
+    } catch (e) {
+      h.closeQuietly();
+      throw h.asFormatError(e, 'updating');
     }
+    h.close();
     const replace = new Map<string, { file: string } | { bytes: Buffer }>([['model.weights.h5', { file: h5path }]]);
     const configEntry = archive.entry('config.json');
     if (configEntry) {
@@ -269,8 +271,10 @@ async function verify(tmp: string, label: string, weights: StoredWeight[]): Prom
         const path = w.name.startsWith('optimizer/vars/') ? w.name : `optimizer_weights/${w.name}`;
         if (!sameBits(h.readTensor(path), w.value as Tensor)) throw new FormatError(label, `written weight '${w.name}' does not read back bit for bit`);
       }
+    } catch (e) {
+      throw h.asFormatError(e);
     } finally {
-      h.close();
+      h.closeQuietly();
     }
   }
   if (hasModel) {
