@@ -163,6 +163,9 @@ describe('kerasopt parity', () => {
     expect((await cli(['--against', good, good])).code).toBe(0);
     const onlyVars = await cli(['--against', good, good, '--compare', 'variables']);
     expect(onlyVars.out).toMatch(/good vs good\s+external\s+tf-keras\s+float32\s+3\s+6\s/); // 3 steps x 2 variables
+    // The report says what was not compared, and the provenance of the trajectory under test.
+    expect(onlyVars.out).toMatch(/compared with: recorded: kerasopt Nadam.* \(provenance external\); variables only \(slots and optimizer weights not compared\)/);
+    expect(strict.out).not.toContain('variables only');
     expect((await cli(['--against', good, good, '--compare', 'slots'])).err).toContain("--compare 'slots': expected all or variables");
     const noActual = await cli(['--against', good]);
     expect(noActual.code).toBe(2);

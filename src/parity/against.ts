@@ -86,7 +86,7 @@ export function compareTrajectories(expected: Fixture, actual: Fixture, options:
     flavour: e.flavour,
     dtype: e.dtype,
     backend: 'recorded',
-    actual: { name: a.name, path: actual.path, provenance: a.provenance.kind, producer: a.provenance.producer },
+    actual: { name: a.name, path: actual.path, provenance: a.provenance.kind, producer: a.provenance.producer, scope },
     tolerance,
     steps: e.steps,
     records,

@@ -80,7 +80,7 @@ function fixtureHtml(r: ParityResult, i: number): string {
   return `<section class="fixture" id="fixture-${i}">
 <h2>${esc(titleOf(r))} — ${verdictCell(r)}</h2>
 <p class="meta">provenance: <b>${esc(r.provenance)}</b> — ${esc(r.producer)}${r.source ? ` (source: ${esc(r.source)})` : ''}</p>
-<p class="meta">file: <code>${esc(r.path)}</code>; compared with ${esc(subjectOf(r))}${r.actual ? ` (provenance ${esc(r.actual.provenance)}, <code>${esc(r.actual.path)}</code>)` : ''}</p>
+<p class="meta">file: <code>${esc(r.path)}</code>; compared with ${esc(subjectOf(r))}${r.actual ? `, <code>${esc(r.actual.path)}</code>` : ''}</p>
 <p class="meta">flavour ${esc(r.flavour)}, ${esc(r.dtype)}, ${r.steps} steps, ${r.compared} tensors compared; tolerance: float records ${esc(describeTolerance(r.tolerance))}, integer records (iterations) bit-exact</p>
 <p class="meta">worst: ${esc(fmtUlp(w.maxUlp))} ulp, abs ${esc(fmt(w.maxAbs))}, rel ${esc(fmt(w.maxRel))}; first drift: ${where(firstDrift(r))}; first failure: ${where(firstFailure(r))}</p>
 ${groups.length === 0 ? '<p class="fail">Nothing was compared: this fixture is not a pass.</p>' : groups.map((g, k) => groupHtml(r, g, `fixture-${i}-var-${k}`)).join('\n')}

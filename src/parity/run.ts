@@ -33,7 +33,14 @@ export interface ParityResult {
   /** The backend that replayed the steps, or `recorded` when an actual trajectory was compared. */
   readonly backend: string;
   /** For a comparison of recorded trajectories: the trajectory under test. */
-  readonly actual?: { readonly name: string; readonly path: string; readonly provenance: ProvenanceKind; readonly producer: string };
+  readonly actual?: {
+    readonly name: string;
+    readonly path: string;
+    readonly provenance: ProvenanceKind;
+    readonly producer: string;
+    /** 'variables' when only the `var:` records were compared (slots and optimizer weights were not). */
+    readonly scope?: 'all' | 'variables';
+  };
   readonly tolerance: Tolerance;
   readonly steps: number;
   /** Every compared tensor, step by step. */

@@ -62,7 +62,9 @@ export function titleOf(r: ParityResult): string {
 
 /** What was compared with what: the backend that replayed the fixture, or the recorded trajectory under test. */
 export function subjectOf(r: ParityResult): string {
-  return r.actual ? `recorded: ${r.actual.producer}` : `backend ${r.backend}`;
+  if (!r.actual) return `backend ${r.backend}`;
+  const only = r.actual.scope === 'variables' ? '; variables only (slots and optimizer weights not compared)' : '';
+  return `recorded: ${r.actual.producer} (provenance ${r.actual.provenance})${only}`;
 }
 
 function describeRecord(rec: RecordResult): string {
