@@ -89,6 +89,17 @@ describe('runParity replays a fixture and compares every state tensor at every s
     if (passes) expect(formatSummary([r])).toContain("first drift (within tolerance): step 2, 'var:w'");
   });
 
+  test('a failure after a drift within tolerance: the summary names both steps', async () => {
+    const f = loadFixture(await nadamFixture(tempDir(), { name: 'drift', steps: 5 }));
+    const dir = tempDir();
+    const once = loadFixture(writeFixture(dir, specOf(f, { tolerance: { kind: 'ulp', maxUlp: 2 } }), { initial: f.initial, steps: nudged(f, 2, 'var:w', 1, 1).steps }));
+    const r = await runParity(nudged(once, 4, 'slot:m:w', 0, 9, { tolerance: { kind: 'ulp', maxUlp: 2 } }));
+    expect(r.pass).toBe(false);
+    const text = formatSummary([r]);
+    expect(text).toContain("drift: first failure: step 4, 'slot:m:w' (max ulp 9");
+    expect(text).toMatch(/\n {9}drifting since \(within tolerance\): step 2, 'var:w' \(max ulp 1,/);
+  });
+
   test('iterations are held to bit-exactness whatever the float tolerance', async () => {
     const f = loadFixture(await nadamFixture(tempDir(), { name: 'iters', steps: 3 }));
     const r = await runParity(nudged(f, 2, 'weight:iterations', 0, 1, { tolerance: { kind: 'allclose', rtol: 1, atol: 1 } }));

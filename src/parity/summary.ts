@@ -97,7 +97,10 @@ function driftLines(results: readonly ParityResult[]): string[] {
   for (const r of results) {
     const fail = firstFailure(r);
     const drift = firstDrift(r);
-    if (fail) out.push(`  ${titleOf(r)}: first failure: ${describeRecord(fail)}`);
+    if (fail) {
+      out.push(`  ${titleOf(r)}: first failure: ${describeRecord(fail)}`);
+      if (drift && drift !== fail) out.push(`  ${' '.repeat(titleOf(r).length)}  drifting since (within tolerance): ${describeRecord(drift)}`);
+    }
     else if (drift) out.push(`  ${titleOf(r)}: first drift (within tolerance): ${describeRecord(drift)}`);
   }
   return out.length ? ['where trajectories leave bit-identity:', ...out] : [];
