@@ -120,6 +120,8 @@ describe('runParity replays a fixture and compares every state tensor at every s
     const bad = loadFixture(writeFixture(tempDir(), specOf(f, { config: { learning_rate: 0.01, beta_1: 1.5 } }), { initial: f.initial, steps: f.steps }));
     await expect(runParity(bad)).rejects.toThrow(FormatError);
     await expect(runParity(bad)).rejects.toThrow(/cfg\.json: config: .*beta_1/);
+    const unknown = loadFixture(writeFixture(tempDir(), specOf(f, { config: { learning_rate: 0.01, amsgrad: true } }), { initial: f.initial, steps: f.steps }));
+    await expect(runParity(unknown)).rejects.toThrow(/cfg\.json: config: invalid tf-keras Nadam config: unknown key 'amsgrad' at config\.amsgrad/);
   });
 
   test('records that do not fit the optimizer or lack a gradient are FormatErrors naming the record', async () => {

@@ -115,7 +115,7 @@ export async function runParity(fixture: Fixture, options: ParityOptions = {}): 
   const m = fixture.manifest;
   let opt: Nadam;
   try {
-    opt = Nadam.fromConfig(m.config, { flavour: m.flavour, backend: options.backend, onWarning: () => {} });
+    opt = Nadam.fromConfig(m.config, { flavour: m.flavour, backend: options.backend, onWarning: () => {}, path: 'config' });
   } catch (e) {
     // A bad backend name is the caller's error; a config Nadam refuses is the fixture's.
     if (e instanceof KerasoptError && !(e instanceof BackendError)) throw new FormatError(fixture.path, `config: ${e.message}`);
