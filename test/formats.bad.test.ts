@@ -194,6 +194,17 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect((err as Error).message).toMatch(/model\.weights\.h5: not an HDF5 file/);
   });
 
+  it('another optimizer than Nadam (tf.keras .h5 and Keras 3 archive)', async () => {
+    const h5 = edited('tf_keras_h5py3.h5', "import json\ntc = json.loads(f.attrs['training_config'])\ntc['optimizer_config']['class_name'] = 'Adam'\nf.attrs['training_config'] = json.dumps(tc).encode()");
+    expect((await formatError(h5)).message).toMatch(/training_config\.optimizer_config has class_name 'Adam'; kerasopt reads Nadam state only/);
+    const archive = join(made.dir, `adam${n++}.keras`);
+    python(
+      "import sys, json, zipfile\nsrc = zipfile.ZipFile(sys.argv[1])\nz = zipfile.ZipFile(sys.argv[2], 'w')\nfor name in src.namelist():\n    data = src.read(name)\n    if name == 'config.json':\n        c = json.loads(data)\n        c['compile_config']['optimizer']['class_name'] = 'Adam'\n        data = json.dumps(c)\n    z.writestr(name, data)\nz.close()",
+      [made.files['keras3.keras']!.file, archive],
+    );
+    expect((await formatError(archive)).message).toMatch(/compile_config\.optimizer has class_name 'Adam'; kerasopt reads Nadam state only/);
+  });
+
   it('a training_config that is not valid JSON', async () => {
     const file = edited('tf_keras_h5py3.h5', "f.attrs['training_config'] = b'{\"optimizer_config\": '");
     const err = await readOptimizerState(file).catch((e: unknown) => e);

@@ -94,7 +94,7 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
     return { name: `optimizer/vars/${k}`, value };
   });
   const opt = optimizerFromModelConfig(ctx.modelConfig);
-  if (opt && opt.class_name.toLowerCase() !== 'nadam') throw new FormatError(label, `compile_config.optimizer is a ${opt.class_name}; kerasopt reads Nadam state only`);
+  if (opt && opt.class_name.toLowerCase() !== 'nadam') throw new FormatError(label, `compile_config.optimizer has class_name '${opt.class_name}'; kerasopt reads Nadam state only`);
   const notes: string[] = [];
   const hasLearningRate = weights.length % 2 === 1;
   const head = hasLearningRate ? 2 : 1;

@@ -84,7 +84,7 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
     throw new FormatError(label, 'training_config has no optimizer_config {class_name, config}');
   }
   const className = optimizerConfig.class_name;
-  if (className.toLowerCase() !== 'nadam') throw new FormatError(label, `training_config.optimizer_config is a ${className}; kerasopt reads Nadam state only`);
+  if (className.toLowerCase() !== 'nadam') throw new FormatError(label, `training_config.optimizer_config has class_name '${className}'; kerasopt reads Nadam state only`);
   const config = optimizerConfig.config as Record<string, unknown>;
 
   const names = readNameList(h, 'optimizer_weights', 'weight_names');
