@@ -5,6 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import { createConfigCommand } from '../src/cli/commands/config.js';
 import { configSourceExtensions, FormatError, registerConfigSource } from '../src/index.js';
+import { fixturesDir } from '../src/paths.js';
 import { missingPython, python } from './helpers/python.js';
 
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -65,6 +66,17 @@ describe('kerasopt config', () => {
     // A missing file is a FormatError naming it (main prints it and exits 2), never an uncaught ENOENT.
     await expect(cli(['show', join(dir, 'missing.json')])).rejects.toThrow(/missing\.json: cannot read the file: ENOENT/);
     await expect(cli(['show', join(dir, 'missing.json')])).rejects.toBeInstanceOf(FormatError);
+  });
+
+  test('show reads the config of a parity fixture manifest in the flavour the manifest names', async () => {
+    const r = await cli(['show', join(fixturesDir(), 'keras2-float32-clipnorm.json')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('found at: config (config)');
+    expect(r.out).toContain('flavour:  keras2');
+    expect(r.out).toContain("evidence: the fixture manifest's flavour 'keras2'");
+    expect(r.out).toContain('Keras writes it back as: {"class_name": "Nadam", "config": {"clipnorm": 2.0, "clipvalue": 0.875, "lr": 0.0020000000949949026,');
+    const k3 = await cli(['show', join(fixturesDir(), 'keras3-float32-clipvalue.json'), '--json']);
+    expect(JSON.parse(k3.out)).toMatchObject({ flavour: 'keras3', dialect: 'keras-3', path: 'config' });
   });
 
   test('.h5: the training_config attribute, through the registered Keras-file loader (file MADE BY US with h5py)', async () => {

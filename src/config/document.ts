@@ -1,5 +1,6 @@
 import { ConfigError, joinPath } from './errors.js';
-import { detectDialect, type FlavourDetection } from './detect.js';
+import { isFlavour } from '../optimizers/flavour.js';
+import { detectDialect, dialectWithin, type FlavourDetection } from './detect.js';
 import { checkSchema } from './validate.js';
 
 /** Where a document keeps its optimizer, and the optimizer found there. */
@@ -84,6 +85,13 @@ export function locateOptimizer(doc: unknown, file?: string, base = ''): Located
   }
   if ('training_config' in doc) return locateOptimizer(doc['training_config'], file, joinPath(base, 'training_config'));
   if ('modelTopology' in doc) return locateOptimizer(doc['modelTopology'], file, joinPath(base, 'modelTopology'));
+  if (doc['format'] === 'kerasopt-fixture' && isObject(doc['config']) && isFlavour(doc['flavour'])) {
+    // A parity fixture manifest (schemas/fixture.schema.json): its config, in the flavour it names.
+    const config = doc['config'];
+    const flavour = doc['flavour'];
+    const detection: FlavourDetection = { flavour, dialect: dialectWithin(flavour, config), evidence: `the fixture manifest's flavour '${flavour}'`, certain: true };
+    return { kind: 'config', className: 'Nadam', envelope: null, config, envelopePath: joinPath(base, 'config'), configPath: joinPath(base, 'config'), detection };
+  }
   if ('class_name' in doc) {
     const cfg = doc['config'];
     if (isObject(cfg) && ('layers' in cfg || 'build_input_shape' in cfg)) {
