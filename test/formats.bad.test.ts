@@ -187,6 +187,21 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     else process.env.TMPDIR = savedTmp;
   });
 
+  it('a truncated .keras archive, and an archive whose model.weights.h5 is truncated', async () => {
+    const archive = readFileSync(made.files['keras3.keras']!.file);
+    const cut = join(made.dir, 'truncated.keras');
+    writeFileSync(cut, archive.subarray(0, archive.length - 300));
+    expect((await formatError(cut)).message).toMatch(/not a readable zip archive/);
+    const inner = join(made.dir, 'truncated_inner.keras');
+    python(
+      "import sys, zipfile\nsrc = zipfile.ZipFile(sys.argv[1])\nz = zipfile.ZipFile(sys.argv[2], 'w')\nfor n in src.namelist():\n    z.writestr(n, src.read(n)[:3000] if n == 'model.weights.h5' else src.read(n))\nz.close()",
+      [made.files['keras3.keras']!.file, inner],
+    );
+    const err = await readOptimizerState(inner).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as Error).message).toMatch(/:model\.weights\.h5: truncated HDF5 file: its superblock says \d+ bytes, the file has 3000/);
+  });
+
   it('an archive without model.weights.h5, and one whose weights are not HDF5', async () => {
     expect((await formatError(zipWith({ 'config.json': '{}', 'metadata.json': '{}' }))).message).toMatch(/archive has no model\.weights\.h5/);
     const err = await readOptimizerState(zipWith({ 'config.json': '{}', 'model.weights.h5': 'not hdf5' })).catch((e: unknown) => e);
