@@ -246,3 +246,11 @@ test('keras3: a learning-rate schedule that returns NaN or a negative rate stops
     refused(opt, [w], () => opt.applyGradientsSync([[grad([0.1, 0.2]), w]]), HyperparameterError, null, /learning_rate at iteration 1 is/);
   }
 });
+
+test('hyperparameters are validated once and frozen: they cannot be changed behind the validation', () => {
+  const opt = new Nadam();
+  expect(() => {
+    (opt.hyperparameters as { learning_rate: number }).learning_rate = NaN;
+  }).toThrow(TypeError);
+  expect(opt.hyperparameters.learning_rate).toBe(0.001);
+});

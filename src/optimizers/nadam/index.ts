@@ -103,13 +103,13 @@ export class Nadam extends Optimizer {
     if (flavour === 'tf-keras' && options.decay !== undefined && options.decay !== scheduleDecay) {
       this.warning(`tf.keras Nadam ignores decay=${options.decay}: TF overwrites it with schedule_decay (${scheduleDecay}).`);
     }
-    this.hyperparameters = {
+    this.hyperparameters = Object.freeze({ // validated once, so never changed afterwards
       learning_rate: options.lr ?? options.learning_rate ?? recipe.defaultLearningRate,
       beta_1: options.beta_1 ?? 0.9,
       beta_2: options.beta_2 ?? 0.999,
       epsilon: options.epsilon === 0 || options.epsilon === null || options.epsilon === undefined ? 1e-7 : options.epsilon, // NaN is refused below, not replaced
       schedule_decay: scheduleDecay,
-    };
+    });
     validateHyperparameters(this.hyperparameters, flavour);
     const lr = this.hyperparameters.learning_rate;
     if (flavour === 'keras3' && !isLearningRateSchedule(lr)) this.learningRateVar = this.addWeight('learning_rate', [], 'float32', lr);
