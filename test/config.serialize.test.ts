@@ -141,6 +141,19 @@ describe('documents, aliases and class names Keras accepts', () => {
     expect(warn).toHaveBeenCalledWith(expect.stringContaining('ignores decay=0.01'));
   });
 
+  test('TF 2.11-2.15 take lr and ignore it with TF\'s warning (learning_rate stays); Keras 3 refuses lr', () => {
+    const warnings: string[] = [];
+    const tf211 = '{"class_name": "Nadam", "config": {"name": "Nadam", "jit_compile": true, "is_legacy_optimizer": false, "lr": 0.5, "learning_rate": 0.01}}';
+    const opt = deserialize(tf211, { onWarning: (m) => warnings.push(m) }) as Nadam;
+    expect(opt.dialect).toBe('tf-2.11');
+    expect(opt.learningRateValue()).toBe(Math.fround(0.01));
+    expect(warnings).toEqual(['`lr` is deprecated in Keras optimizer, please use `learning_rate` or use the legacy optimizer, e.g.,tf.keras.optimizers.legacy.Nadam.']);
+    expect(serialize(opt)['config']).not.toHaveProperty('lr');
+    expect(() => deserialize('{"module": "keras.optimizers", "class_name": "Nadam", "config": {"name": "nadam", "lr": 0.5}, "registered_name": null}', quiet)).toThrow(
+      /key 'lr' at config\.lr is not taken by the Nadam of Keras 3/,
+    );
+  });
+
   test('Keras 3 accepts decay and ignores it with Keras\'s warning', () => {
     const warn = vi.fn();
     deserialize('{"module": "keras.optimizers", "class_name": "Nadam", "config": {"decay": 0.1}, "registered_name": null}', { onWarning: warn });

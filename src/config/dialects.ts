@@ -67,7 +67,8 @@ export const LAYOUTS: Readonly<Record<ConfigDialect, DialectLayout>> = {
       'name', 'weight_decay', 'clipnorm', 'global_clipnorm', 'clipvalue', 'use_ema', 'ema_momentum',
       'ema_overwrite_frequency', 'jit_compile', 'is_legacy_optimizer', 'learning_rate', 'beta_1', 'beta_2', 'epsilon',
     ],
-    accepted: [],
+    // TF 2.11-2.15 pop `lr`, warn, and ignore it (the learning rate stays learning_rate's).
+    accepted: ['lr'],
     envelope: 'class-config',
   },
   'keras-3': {

@@ -60,6 +60,13 @@ export function nadamOptionsFromConfig(config: Readonly<Record<string, unknown>>
     if (options['decay'] !== null) (o.onWarning ?? console.warn)('Argument `decay` is no longer supported and will be ignored.');
     delete options['decay'];
   }
+  if (dialect === 'tf-2.11' && 'lr' in options) {
+    // As TF 2.11-2.15's optimizer._process_kwargs: popped, a warning when truthy, never used.
+    if (options['lr']) {
+      (o.onWarning ?? console.warn)('`lr` is deprecated in Keras optimizer, please use `learning_rate` or use the legacy optimizer, e.g.,tf.keras.optimizers.legacy.Nadam.');
+    }
+    delete options['lr'];
+  }
   if (dialect === 'tf-2.11' && options['name'] === undefined) options['name'] = 'Nadam';
   return { ...(options as NadamOptions), flavour, dialect, ...(o.onWarning ? { onWarning: o.onWarning } : {}) };
 }
