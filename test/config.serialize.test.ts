@@ -341,6 +341,13 @@ describe('learning-rate schedules in the forms Keras writes', () => {
 });
 
 describe('Nadam.fromConfig / getConfig', () => {
+  test('fromConfig without a flavour reads tf-keras, and says which flavour the refused keys belong to', () => {
+    expect(() => Nadam.fromConfig(new Nadam({ flavour: 'keras3' }).getConfig())).toThrow(
+      /^invalid tf-keras Nadam config: unknown key 'weight_decay' at weight_decay; .* \(read as tf-keras, the default; its keys say keras3: Keras 3 keys weight_decay, .*; pass \{ flavour: 'keras3' \} or use deserialize, which detects it\)$/,
+    );
+    expect(() => Nadam.fromConfig(new Nadam({ flavour: 'keras3' }).getConfig(), { flavour: 'tf-keras' })).toThrow(/unknown key 'weight_decay' at weight_decay; [^(]*$/);
+  });
+
   test('fromConfig refuses a key the flavour does not take, naming it', () => {
     expect(() => Nadam.fromConfig({ learning_rate: 0.1, amsgrad: true })).toThrow(/unknown key 'amsgrad'/);
     expect(() => Nadam.fromConfig({ name: 'Nadam' }, { flavour: 'keras2' })).toThrow(/unknown key 'name'/);

@@ -2,7 +2,7 @@ import { KerasTypeError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import type { NadamOptions } from '../optimizers/nadam/index.js';
 import type { CustomObjects } from './customObjects.js';
-import { dialectWithin } from './detect.js';
+import { detectDialect, dialectWithin } from './detect.js';
 import { refusePrototypeKeys } from './document.js';
 import { acceptedKeys, LAYOUTS, type ConfigDialect } from './dialects.js';
 import { ConfigError, joinPath } from './errors.js';
@@ -38,7 +38,16 @@ export function nadamOptionsFromConfig(config: Readonly<Record<string, unknown>>
     throw new KerasTypeError(`dialect ${o.dialect} writes ${LAYOUTS[o.dialect].flavour} configs, not ${o.flavour}`);
   }
   const flavour = o.flavour ?? (o.dialect ? LAYOUTS[o.dialect].flavour : 'tf-keras');
-  checkSchema(`nadam-config.${flavour}.schema.json`, config, path, o.file, `${flavour} Nadam config`);
+  try {
+    checkSchema(`nadam-config.${flavour}.schema.json`, config, path, o.file, `${flavour} Nadam config`);
+  } catch (e) {
+    // Nadam.fromConfig reads tf-keras unless told: say so when the keys tell another flavour.
+    if (!(e instanceof ConfigError) || o.flavour || o.dialect) throw e;
+    const detected = detectDialect(config);
+    if (detected.flavour === flavour || !detected.certain) throw e;
+    const message = e.message.slice(o.file ? o.file.length + 2 : 0);
+    throw new ConfigError(e.path, `${message} (read as ${flavour}, the default; its keys say ${detected.flavour}: ${detected.evidence}; pass { flavour: '${detected.flavour}' } or use deserialize, which detects it)`, o.file);
+  }
   const dialect = o.dialect ?? dialectWithin(flavour, config);
   const accepted = acceptedKeys(dialect);
   for (const key of Object.keys(config)) {
