@@ -29,6 +29,21 @@ describe('shipped fixtures', () => {
     for (const m of manifests.filter((x) => x.provenance.kind === 'tf-golden')) expect(m.provenance.source).toMatch(/\//);
   });
 
+  test('every flavour has dense and sparse gradients and an awkward-values run; no fixture our engines made says TensorFlow', () => {
+    const manifests = fixtures.map((f) => loadFixture(f).manifest);
+    for (const flavour of ['tf-keras', 'keras2', 'keras3']) {
+      const mine = manifests.filter((m) => m.flavour === flavour && m.provenance.kind === 'reference');
+      for (const gradient of ['dense', 'sparse']) expect(mine.some((m) => m.variables.some((v) => v.gradient === gradient)), `${flavour} ${gradient}`).toBe(true);
+      expect(mine.some((m) => m.name.includes('awkward')), `${flavour} awkward`).toBe(true);
+    }
+    for (const m of manifests) {
+      const engine = /--engine (\w+)/.exec(m.provenance.producer)?.[1];
+      if (engine === 'reference' || engine === 'torch') expect(m.provenance.kind, m.name).toBe(engine);
+      if (m.provenance.kind === 'tensorflow') expect(engine, m.name).toBe('tensorflow');
+      if (m.provenance.kind === 'tf-golden') expect(m.provenance.producer, m.name).toMatch(/^transcribed/);
+    }
+  });
+
   for (const path of fixtures) {
     const name = path.split('/').pop()!;
     test(`${name} replays within its tolerance on the typed backend`, async () => {
