@@ -159,6 +159,13 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect((await formatError(file)).message).toMatch(/dataset \/optimizer_weights\/Nadam\/dense\/kernel\/m:0 declares 40000000000 bytes, over the 1073741824-byte cap/);
   });
 
+  it('uncompressed datasets may not declare more bytes in all than the file holds; compressed ones share the cap', async () => {
+    const plain = edited('tf_keras_h5py3.h5', "g = f['optimizer_weights/Nadam/dense/kernel']\ndel g['m:0']\ng.create_dataset('m:0', shape=(1000, 1000), dtype='f4', chunks=(100, 100))");
+    expect((await formatError(plain)).message).toMatch(/dataset \/optimizer_weights\/Nadam\/dense\/kernel\/m:0 declares 4000000 bytes; .* more than the file's \d+ bytes \(corrupt, or not written by Keras\)/);
+    const zipped = edited('tf_keras_h5py3.h5', "for k in ('kernel', 'bias'):\n    g = f['optimizer_weights/Nadam/dense/' + k]\n    del g['m:0']\n    g.create_dataset('m:0', shape=(1000, 1000), dtype='f4', chunks=(100, 100), compression='gzip')");
+    expect((await formatError(zipped, { maxDatasetBytes: 5_000_000 })).message).toMatch(/the compressed datasets read declare 8000000 bytes in all, over the 5000000-byte cap/);
+  });
+
   it('a dataset declaring more bytes than the cap is refused before any allocation', async () => {
     expect((await formatError(made.files['tf_keras_h5py3.h5']!.file, { maxDatasetBytes: 16 })).message).toMatch(/declares 48 bytes, over the 16-byte cap/);
   });

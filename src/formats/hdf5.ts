@@ -228,6 +228,7 @@ export class H5File {
     if (n !== m.total_size) throw new FormatError(this.label, `dataset ${abs(path)}: shape [${shape.join(', ')}] disagrees with its ${m.total_size} elements`);
     const nbytes = n * m.size;
     if (nbytes > maxBytes) throw new FormatError(this.label, `dataset ${abs(path)} declares ${nbytes} bytes, over the ${maxBytes}-byte cap`);
+    this.chargeMemory(path, nbytes, maxBytes);
     const M = mod();
     const ptr = M._malloc(Math.max(nbytes, 1));
     if (!ptr) throw new FormatError(this.label, `cannot allocate ${nbytes} bytes for dataset ${abs(path)}`);
@@ -240,6 +241,32 @@ export class H5File {
       M._free(ptr);
     }
     return tensorFromBytes(dtype, shape, bytes);
+  }
+
+  /** Bytes of uncompressed datasets read so far, and of compressed ones (see chargeMemory). */
+  private readonly charged = { plain: 0, filtered: 0 };
+
+  /**
+   * Bounds the memory a read can take, whatever the file declares. An uncompressed dataset's bytes
+   * are stored in the file, so all the uncompressed datasets read cannot declare more than the file's
+   * size (a 30 KB file declaring a hundred 1 GB datasets, unallocated, is refused instead of read as
+   * fill values). Keras never compresses its datasets; compressed ones, which can legitimately
+   * inflate past the file size, share one `maxBytes` budget.
+   */
+  private chargeMemory(path: string, nbytes: number, maxBytes: number): void {
+    const filtered = mod().get_dataset_filters(this.file.file_id, abs(path)).length > 0;
+    if (filtered) {
+      this.charged.filtered += nbytes;
+      if (this.charged.filtered > maxBytes) {
+        throw new FormatError(this.label, `dataset ${abs(path)}: the compressed datasets read declare ${this.charged.filtered} bytes in all, over the ${maxBytes}-byte cap`);
+      }
+      return;
+    }
+    this.charged.plain += nbytes;
+    const size = statSync(this.path).size;
+    if (this.charged.plain > size) {
+      throw new FormatError(this.label, `dataset ${abs(path)} declares ${nbytes} bytes; with the datasets read before it that is ${this.charged.plain} bytes of uncompressed data, more than the file's ${size} bytes (corrupt, or not written by Keras)`);
+    }
   }
 
   /** Overwrites every element of an existing dataset with `t`'s bits (same dtype and shape, checked). */
