@@ -348,6 +348,13 @@ describe('Nadam.fromConfig / getConfig', () => {
     expect(() => Nadam.fromConfig(new Nadam({ flavour: 'keras3' }).getConfig(), { flavour: 'tf-keras' })).toThrow(/unknown key 'weight_decay' at weight_decay; [^(]*$/);
   });
 
+  test('epsilon 0: tf.keras takes its backend epsilon (`epsilon or 1e-7`), Keras 2 and Keras 3 keep 0', () => {
+    const eps = (flavour: 'tf-keras' | 'keras2' | 'keras3', epsilon: number | null): unknown => Nadam.fromConfig({ epsilon }, { flavour }).getConfig()['epsilon'];
+    expect([eps('tf-keras', 0), eps('keras2', 0), eps('keras3', 0)]).toEqual([1e-7, 0, 0]);
+    expect([eps('tf-keras', null), eps('keras2', null)]).toEqual([1e-7, 1e-7]);
+    expect(() => eps('keras3', null)).toThrow(/at epsilon: expected number, got null/);
+  });
+
   test('fromConfig refuses a key the flavour does not take, naming it', () => {
     expect(() => Nadam.fromConfig({ learning_rate: 0.1, amsgrad: true })).toThrow(/unknown key 'amsgrad'/);
     expect(() => Nadam.fromConfig({ name: 'Nadam' }, { flavour: 'keras2' })).toThrow(/unknown key 'name'/);

@@ -29,7 +29,7 @@ export interface NadamOptions {
   beta_1?: number;
   /** Decay rate of the second moment (v), in [0, 1) (default 0.999). */
   beta_2?: number;
-  /** null or 0 means Keras's backend epsilon, 1e-7. */
+  /** null means Keras's backend epsilon, 1e-7; so does 0 in the tf-keras flavour (TF's `epsilon or 1e-7`), not in keras2/keras3. */
   epsilon?: number | null;
   /**
    * tf-keras: accepted for compatibility but, exactly as in TF's Nadam, overwritten by
@@ -107,7 +107,8 @@ export class Nadam extends Optimizer {
       learning_rate: options.lr ?? options.learning_rate ?? recipe.defaultLearningRate,
       beta_1: options.beta_1 ?? 0.9,
       beta_2: options.beta_2 ?? 0.999,
-      epsilon: options.epsilon === 0 || options.epsilon === null || options.epsilon === undefined ? 1e-7 : options.epsilon, // NaN is refused below, not replaced
+      // tf.keras: `epsilon or backend_config.epsilon()` (0 too); Keras 2: only None; Keras 3 keeps what it is given. NaN is refused below, not replaced.
+      epsilon: options.epsilon === null || options.epsilon === undefined || (options.epsilon === 0 && flavour === 'tf-keras') ? 1e-7 : options.epsilon,
       schedule_decay: scheduleDecay,
     });
     validateHyperparameters(this.hyperparameters, flavour);
