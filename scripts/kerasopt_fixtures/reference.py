@@ -32,7 +32,9 @@ def hyperparameters(flavour, config):
     else:
         lr = config.get('learning_rate', 0.001)
         decay = None
-    eps = config.get('epsilon') or 1e-7
+    eps = config.get('epsilon')
+    if eps is None or (eps == 0 and flavour == 'tf-keras'):  # tf.keras: `epsilon or 1e-7`; Keras 2: only None; Keras 3 keeps it
+        eps = 1e-7
     return dict(lr=lr, beta_1=config.get('beta_1', 0.9), beta_2=config.get('beta_2', 0.999), epsilon=eps,
                 decay=decay, clipnorm=config.get('clipnorm'), clipvalue=config.get('clipvalue'))
 
