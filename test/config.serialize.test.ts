@@ -360,6 +360,28 @@ describe('Nadam.fromConfig / getConfig', () => {
     expect(() => Nadam.fromConfig({ name: 'Nadam' }, { flavour: 'keras2' })).toThrow(/unknown key 'name'/);
   });
 
+  test('values Keras writes back as given keep the Python int of the source (clipnorm=1 stays 1); float() and float32 variables give floats', () => {
+    const round = (text: string, step = false): string => {
+      const opt = deserialize(text, quiet) as Nadam;
+      if (step) stepped(opt);
+      return dumpsPython(serialize(opt));
+    };
+    const tf = '{"class_name": "Nadam", "config": {"name": "Nadam", "clipnorm": 1, "learning_rate": 1, "decay": 0.004, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1}}';
+    expect(round(tf)).toBe(tf);
+    // After a step tf.keras's learning_rate and betas are float32 variables: floats.
+    expect(round(tf, true)).toBe('{"class_name": "Nadam", "config": {"name": "Nadam", "clipnorm": 1, "learning_rate": 1.0, "decay": 0.004, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1}}');
+    // Keras 2 writes lr and the betas through float(K.get_value(...)); epsilon and schedule_decay as given.
+    expect(round('{"class_name": "Nadam", "config": {"clipvalue": 2, "lr": 1, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1, "schedule_decay": 0.004}}')).toBe(
+      '{"class_name": "Nadam", "config": {"clipvalue": 2, "lr": 1.0, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1, "schedule_decay": 0.004}}',
+    );
+    // Keras 3: learning_rate is a float32 variable; clipnorm, ema_momentum, betas and epsilon as given.
+    const k3 = WRITTEN['keras-3'].replace('"learning_rate": 0.0010000000474974513', '"learning_rate": 1').replace('"clipnorm": null', '"clipnorm": 1').replace('"ema_momentum": 0.99', '"ema_momentum": 1').replace('"epsilon": 1e-07', '"epsilon": 1');
+    expect(round(k3)).toBe(k3.replace('"learning_rate": 1,', '"learning_rate": 1.0,'));
+    // Floats stay floats, and a value kerasopt changed (tf.keras epsilon 0 -> 1e-07) is written as it now is.
+    expect(round(tf.replace('"epsilon": 1}', '"epsilon": 0}'))).toContain('"epsilon": 1e-07}');
+    expect(round(tf.replace('"clipnorm": 1,', '"clipnorm": 1.0,'))).toContain('"clipnorm": 1.0,');
+  });
+
   test('getConfig values are marked as Python floats (1 is written 1.0)', () => {
     expect(dumpsPython(new Nadam({ learning_rate: 1, beta_1: 0, epsilon: 1 }).getConfig())).toBe(
       '{"name": "Nadam", "learning_rate": 1.0, "decay": 0.004, "beta_1": 0.0, "beta_2": 0.999, "epsilon": 1.0}',

@@ -20,6 +20,11 @@ export function markFloat(container: object, key: string | number): void {
   set.add(key);
 }
 
+/** Undoes {@link markFloat}: an integral `container[key]` is written as a Python int again. */
+export function unmarkFloat(container: object, key: string | number): void {
+  floats.get(container)?.delete(key);
+}
+
 /** Whether a number at `container[key]` is written as a Python float. */
 export function isPythonFloat(container: object | null, key: string | number, value: number): boolean {
   if (!Number.isInteger(value) || Object.is(value, -0)) return true;

@@ -7,8 +7,37 @@ import { LAYOUTS, type ConfigDialect } from './dialects.js';
 import { locateOptimizer, type LocatedOptimizer } from './document.js';
 import { ConfigError, joinPath } from './errors.js';
 import { nadamOptionsFromConfig } from './fromConfig.js';
-import { parsePythonJson } from './pyjson.js';
+import { isPythonFloat, parsePythonJson, unmarkFloat } from './pyjson.js';
 import { relayout } from './relayout.js';
+
+/** The config each deserialized Nadam was read from, for the Python ints Keras writes back as given. */
+const readFrom = new WeakMap<Nadam, Readonly<Record<string, unknown>>>();
+
+/**
+ * Keys each release writes back as the Python value it was given (so `clipnorm=1` stays `1`), with the
+ * source keys they come from; the others go through float() or a float32 variable. tf.keras's
+ * learning_rate and betas are as given only until the first step makes them variables.
+ */
+const AS_GIVEN: Readonly<Record<ConfigDialect, Readonly<Record<string, readonly string[]>>>> = (() => {
+  const clip = { clipnorm: ['clipnorm'], clipvalue: ['clipvalue'], epsilon: ['epsilon'] };
+  const tf = { ...clip, decay: ['schedule_decay'] };
+  const keras2 = { ...clip, schedule_decay: ['schedule_decay'] };
+  const keras3 = { ...clip, global_clipnorm: ['global_clipnorm'], ema_momentum: ['ema_momentum'], beta_1: ['beta_1'], beta_2: ['beta_2'] };
+  return { 'tf-2.0': tf, 'tf-2.4': { ...tf, global_clipnorm: ['global_clipnorm'] }, 'keras-2.2': keras2, 'keras-2.3': keras2, 'tf-2.11': keras3, 'keras-3': keras3 };
+})();
+const TF_HYPERS: Readonly<Record<string, readonly string[]>> = { learning_rate: ['lr', 'learning_rate'], beta_1: ['beta_1'], beta_2: ['beta_2'] };
+
+/** Writes as Python ints the values Keras passes through unchanged that the source config held as ints. */
+function keepPythonInts(optimizer: Nadam, config: Record<string, unknown>, dialect: ConfigDialect): void {
+  const source = readFrom.get(optimizer);
+  if (!source) return;
+  const keys = { ...AS_GIVEN[dialect], ...(LAYOUTS[dialect].flavour === 'tf-keras' && !optimizer.built ? TF_HYPERS : {}) };
+  for (const [key, from] of Object.entries(keys)) {
+    const sourceKey = from.find((k) => Object.prototype.hasOwnProperty.call(source, k));
+    const v = sourceKey === undefined ? undefined : source[sourceKey];
+    if (typeof v === 'number' && config[key] === v && !isPythonFloat(source, sourceKey!, v)) unmarkFloat(config, key);
+  }
+}
 
 /** The Keras 3 module of built-in optimizers. */
 export const OPTIMIZERS_MODULE = 'keras.optimizers';
@@ -46,6 +75,7 @@ export function serialize(optimizer: Nadam, options: SerializeOptions = {}): Rec
   const dialect = options.dialect ?? optimizer.dialect;
   if (LAYOUTS[dialect].flavour !== optimizer.flavour) throw new KerasValueError(`dialect ${dialect} is not a ${optimizer.flavour} dialect`);
   const config = dialect === optimizer.dialect ? optimizer.getConfig() : relayout(optimizer.getConfig(), optimizer.dialect, dialect);
+  keepPythonInts(optimizer, config, dialect);
   return nadamEnvelope(config, dialect);
 }
 
@@ -108,7 +138,9 @@ export function deserialize(json: string | unknown, options: DeserializeOptions 
     file,
   });
   try {
-    return new Nadam({ ...opts, backend: options.backend });
+    const made = new Nadam({ ...opts, backend: options.backend });
+    readFrom.set(made, found.config);
+    return made;
   } catch (e) {
     throw located(e, found, file);
   }
