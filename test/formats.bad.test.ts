@@ -128,6 +128,19 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
   });
 
+  it('an optimizer-only file (a new file kerasopt wrote, no model in it) says the model is missing', async () => {
+    const tf = new Nadam();
+    tf.build([new Variable(Tensor.zeros('float32', [3]), { name: 'w' })]);
+    const h5 = join(made.dir, `alone${n++}.h5`);
+    await saveOptimizerState(h5, tf);
+    expect((await formatError(h5)).message).toMatch(/no model_weights group: the model variables are needed/);
+    const k3 = new Nadam({ flavour: 'keras3' });
+    k3.build([new Variable(Tensor.zeros('float32', [3]), { name: 'w' })]);
+    const weights = join(made.dir, `alone${n++}.weights.h5`);
+    await saveOptimizerState(weights, k3);
+    expect((await formatError(weights)).message).toMatch(/no layers group: the model variables are needed/);
+  });
+
   it('a model saved without optimizer state', async () => {
     expect((await formatError(made.files['no_optimizer.h5']!.file)).message).toMatch(/no optimizer state: no optimizer_weights group/);
   });

@@ -45,7 +45,8 @@ function indexedVars(h: H5File, group: string): string[] | null {
 }
 
 function modelVariables(h: H5File, modelConfig: Record<string, unknown> | null, opts: ReadOptions, notes: string[]): ModelVariable[] {
-  const present = h.keys('layers') ?? [];
+  const present = h.keys('layers');
+  if (present === null) throw new FormatError(h.label, 'no layers group: the model variables are needed to tie each slot to its variable (an optimizer-only file cannot be read back alone)');
   let order = layerPathsFromConfig(modelConfig);
   if (!order || !order.every((p) => present.includes(p))) {
     order = [...present].sort(naturalOrder);

@@ -44,7 +44,7 @@ function datasetsUnder(h: H5File, group: string, prefix = ''): string[] {
 
 /** The model's weights from `model_weights` (layer_names order, then each layer's weight_names). */
 export function readModelWeights(h: H5File, opts: ReadOptions = {}): ModelVariable[] {
-  if (h.kind('model_weights') !== 'group') throw new FormatError(h.label, 'no model_weights group: the model variables are needed to tie each slot to its variable');
+  if (h.kind('model_weights') !== 'group') throw new FormatError(h.label, 'no model_weights group: the model variables are needed to tie each slot to its variable (an optimizer-only file cannot be read back alone)');
   const layers = readNameList(h, 'model_weights', 'layer_names') ?? [];
   const out: ModelVariable[] = [];
   for (const layer of layers) {
