@@ -131,6 +131,8 @@ describe('kerasopt parity', () => {
     expect(ko.records.filter((x: { pass: boolean }) => !x.pass)).toHaveLength(1);
     expect(ko.provenance).toBe('external');
     expect(ko.producer).toMatch(/not TensorFlow/);
+    // A report path that cannot be written is a FormatError naming it (main: exit 2), after the summary.
+    await expect(cli([good, '--json', join(dir, 'missing-dir', 'r.json')])).rejects.toThrow(/missing-dir\/r\.json: cannot write the report: ENOENT/);
   });
 
   test('--html writes a self-contained page: one SVG per variable (plus the optimizer weights), names escaped', async () => {

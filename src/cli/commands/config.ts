@@ -5,7 +5,7 @@ import { LAYOUTS, isDialect } from '../../config/dialects.js';
 import { dumpsPython } from '../../config/pyjson.js';
 import { deserialize, nadamEnvelope, serialize } from '../../config/serialize.js';
 import { readOptimizerConfigFile } from '../../config/sources.js';
-import { KerasValueError } from '../../errors.js';
+import { FormatError, KerasValueError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 // Registers the .h5/.hdf5/.keras config loaders (src/formats/configSource.ts) with src/config/sources.ts.
 import '../../formats/index.js';
@@ -62,7 +62,13 @@ async function convert(file: string, to: string | undefined, dialect: string | u
   const text = `${dumpsPython(nadamEnvelope(result.config, result.dialect))}\n`;
   io.stderr.write(`converted ${found.detection.flavour} (${found.detection.dialect}) to ${to} (${result.dialect}); changes in behaviour:\n`);
   io.stderr.write(result.changes.length ? result.changes.map((c) => `  - ${c}\n`).join('') : '  (none)\n');
-  if (out) writeFileAtomic(resolve(out), text);
+  if (out) {
+    try {
+      writeFileAtomic(resolve(out), text);
+    } catch (e) {
+      throw new FormatError(out, `cannot write the converted config: ${(e as Error).message}`);
+    }
+  }
   else io.stdout.write(text);
   return 0;
 }

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getBackend } from '../../backends/registry.js';
-import { KerasoptError, KerasValueError } from '../../errors.js';
+import { FormatError, KerasoptError, KerasValueError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { fixturesDir } from '../../paths.js';
 import { compareTrajectories, type CompareScope } from '../../parity/against.js';
@@ -42,6 +42,15 @@ parity --against EXPECTED.json ACTUAL.json ... [--compare all|variables] [--tole
     (same format, same gradients) with EXPECTED instead. --json writes every per-step, per-tensor
     comparison; --html a page with a plot of ULP distance against step per variable.
     Exit: 0 all passed, 1 a comparison failed, 2 bad input or nothing checked.`;
+
+/** Writes a report atomically; a path that cannot be written is a FormatError naming it (exit 2). */
+function writeReport(path: string, text: string): void {
+  try {
+    writeFileAtomic(path, text);
+  } catch (e) {
+    throw new FormatError(path, `cannot write the report: ${(e as Error).message}`);
+  }
+}
 
 /** Builds the `parity` command over the given streams. */
 export function createParityCommand(io: ParityIo): Command {
@@ -117,8 +126,8 @@ export function createParityCommand(io: ParityIo): Command {
         }
       }
       io.stdout.write(`${formatSummary(results, errors)}\n`);
-      if (values.json) writeFileAtomic(resolve(values.json), formatReportJson(results, errors));
-      if (values.html) writeFileAtomic(resolve(values.html), formatReportHtml(results, errors));
+      if (values.json) writeReport(resolve(values.json), formatReportJson(results, errors));
+      if (values.html) writeReport(resolve(values.html), formatReportHtml(results, errors));
       if (errors.length > 0) return 2;
       return runPasses(results, errors) ? 0 : 1;
     },
