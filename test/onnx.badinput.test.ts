@@ -16,6 +16,7 @@ import {
   type NadamStepFeeds,
 } from '../src/index.js';
 import { GraphBuilder } from '../src/onnx/graph.js';
+import { decodeModel, encodeModel, type ModelObject } from '../src/onnx/proto.js';
 import { buildKernelGraph } from '../src/onnx/nadamGraph.js';
 import { tfKerasCoefficients } from '../src/optimizers/nadam/tfKeras.js';
 
@@ -72,11 +73,22 @@ describe('loading a step model refuses what is not ours, naming the file', () =>
   it('a model that decodes but onnxruntime rejects: BackendError naming the file', async () => {
     const b = new GraphBuilder('bogus');
     const names = ['variable', 'gradient', 'm', 'v', 'iterations', 'u_product', 'learning_rate', 'beta_1', 'beta_2', 'epsilon'];
-    for (const n of names) b.input(n, 'float32', []);
-    for (const n of ['new_variable', 'new_m', 'new_v', 'new_iterations', 'new_u_product']) b.output(b.op('NoSuchOp', ['variable'], n), 'float32', []);
+    for (const n of names) b.input(n, n === 'iterations' ? 'int64' : 'float32', []);
+    for (const n of ['new_variable', 'new_m', 'new_v', 'new_iterations', 'new_u_product']) b.output(b.op('NoSuchOp', ['variable'], n), n === 'new_iterations' ? 'int64' : 'float32', []);
     const bytes = b.toModel({ 'kerasopt.kind': 'nadam-step', 'kerasopt.format': '1', 'kerasopt.flavour': 'keras3', 'kerasopt.dtype': 'float32' });
     await expect(OnnxNadamStep.load(bytes, { file: 'bogus.onnx' })).rejects.toThrow(BackendError);
     await expect(OnnxNadamStep.load(bytes, { file: 'bogus.onnx' })).rejects.toThrow(/onnxruntime cannot load Nadam step model bogus\.onnx/);
+  });
+
+  it('a step model whose tensors are not of the dtype its metadata says: FormatError naming the tensor', async () => {
+    const model = decodeModel(exportNadamStep({ flavour: 'tf-keras', dtype: 'float64' }), 'x');
+    const relabelled = { ...model, metadata_props: model.metadata_props!.map((p) => (p.key === 'kerasopt.dtype' ? { key: p.key, value: 'float32' } : p)) } as ModelObject;
+    await expect(OnnxNadamStep.load(encodeModel(relabelled), { file: 'liar.onnx' }))
+      .rejects.toThrow("liar.onnx: Nadam step model (tf-keras, float32): graph input 'variable' is float64, expected float32");
+    const intIterations = decodeModel(exportNadamStep({ flavour: 'keras3', dtype: 'float32' }), 'x') as ModelObject;
+    intIterations.graph.output.find((o) => o.name === 'new_iterations')!.type.tensor_type.elem_type = 6;
+    await expect(OnnxNadamStep.load(encodeModel(intIterations), { file: 'int32.onnx' }))
+      .rejects.toThrow("int32.onnx: Nadam step model (keras3, float32): graph output 'new_iterations' is int32, expected int64");
   });
 
   it('a missing file: FormatError "cannot read"', async () => {

@@ -8,7 +8,7 @@ import { isFloatDType, type FloatDType } from '../tensor/dtype.js';
 import { toHalfBits, fromHalfBits } from '../tensor/float16.js';
 import { sameShape, shapeToString, Tensor, type FloatTensor } from '../tensor/tensor.js';
 import { NADAM_STEP_FORMAT, NADAM_STEP_KIND, nadamStepInputs, nadamStepOutputs, SCHEDULE_NAME } from './export.js';
-import { decodeModel } from './proto.js';
+import { decodeModel, ONNX_DATA_TYPE, type ModelObject } from './proto.js';
 
 /** The state and hyperparameters one exported step reads. */
 export interface NadamStepFeeds {
@@ -85,6 +85,7 @@ export class OnnxNadamStep {
       const missing = want.filter((n) => !have.includes(n));
       if (missing.length > 0) throw new FormatError(file, `Nadam step model (${flavour}) lacks graph ${kind}(s) ${missing.map((n) => `'${n}'`).join(', ')}`);
     }
+    checkElementTypes(file, flavour, dtype, graph!);
     const ort = loadOnnxRuntime();
     const session = await createSession(bytes, `Nadam step model ${file}`, options);
     return new OnnxNadamStep(ort, session, flavour, dtype, file);
@@ -143,6 +144,24 @@ export class OnnxNadamStep {
   private scalar(value: number): OrtTensor {
     if (this.dtype === 'float16') return new this.ort.Tensor('float16', Uint16Array.of(toHalfBits(value)), []);
     return new this.ort.Tensor(this.dtype, this.dtype === 'float32' ? Float32Array.of(value) : Float64Array.of(value), []);
+  }
+}
+
+/** ONNX element type codes by name, for messages. */
+const TYPE_NAME = new Map<number, string>(Object.entries(ONNX_DATA_TYPE).map(([name, code]) => [code, name]));
+
+/**
+ * Checks, before onnxruntime sees the model, that every tensor of the step has the element type the
+ * metadata promises (iterations int64, everything else `dtype`), naming the first that does not.
+ */
+function checkElementTypes(file: string, flavour: Flavour, dtype: FloatDType, graph: Partial<ModelObject['graph']>): void {
+  for (const [kind, values, names] of [['input', graph.input ?? [], nadamStepInputs(flavour)], ['output', graph.output ?? [], nadamStepOutputs(flavour)]] as const) {
+    for (const name of names) {
+      const want = name === 'iterations' || name === 'new_iterations' ? 'int64' : dtype;
+      const code = values.find((v) => v.name === name)?.type?.tensor_type?.elem_type;
+      const have = code === undefined ? 'no tensor type' : (TYPE_NAME.get(code) ?? `element type ${code}`);
+      if (have !== want) throw new FormatError(file, `Nadam step model (${flavour}, ${dtype}): graph ${kind} '${name}' is ${have}, expected ${want}`);
+    }
   }
 }
 
