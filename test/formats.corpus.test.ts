@@ -50,12 +50,18 @@ describe('real corpus files (../shared/corpus/real)', () => {
     }
   }
 
-  it.each(files)('%s: every optimizer weight equals h5py reading, bit for bit', async (file) => {
+  it.each(files)('%s: every optimizer weight and tied model variable equals h5py reading, bit for bit', async (file) => {
     if (generatorMissing()) return;
     const state = await nadamState(file);
     if (!state) return;
     const dump = h5pyDump(file);
     for (const w of state.weights) expect(sameBits(w.value, tensorOfDump(dump.datasets[weightPath(state, w.name)]!)), w.name).toBe(true);
+    // the model variables the slots are tied to, too
+    for (const v of state.variables) {
+      const path = state.flavour === 'keras3' ? v.name : Object.keys(dump.datasets).find((p) => p.startsWith('model_weights/') && p.endsWith(`/${v.name}:0`));
+      expect(path, `h5py sees model variable ${v.name}`).toBeDefined();
+      expect(sameBits(v.value, tensorOfDump(dump.datasets[path!]!)), v.name).toBe(true);
+    }
     console.warn(`real file checked: ${basename(file)} (${state.format}, ${state.flavour}, ${state.iterations} iterations, ${state.slots.length} slots)`);
   });
 
