@@ -1,4 +1,4 @@
-import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { optimizerFromState, readOptimizerState, saveOptimizerState, type KerasOptimizerState } from '../src/formats/index.js';
@@ -160,6 +160,33 @@ describe.skipIf(missing !== null)('writing optimizer state', () => {
     expect((err as Error).message).toMatch(/updating \/optimizer_weights\/Nadam\/momentum_cache:0 failed: disk full \(simulated\)/);
     expect(writes).toBe(2);
     expect(readFileSync(file).equals(before)).toBe(true);
+    expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('a failure midway through updating a .keras archive leaves it intact, with no temporary file or folder behind', async () => {
+    const file = copy('keras3.keras');
+    const before = readFileSync(file);
+    const state = await readOptimizerState(file);
+    const { optimizer } = optimizerFromState(state);
+    const privateTmp = mkdtempSync(join(made.dir, 'tmp-'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp;
+    try {
+      let writes = 0;
+      const err = await saveOptimizerState(file, optimizer, {
+        like: state,
+        afterWrite: () => {
+          if (++writes === 3) throw new Error('disk full (simulated)');
+        },
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FormatError);
+      expect((err as Error).message).toMatch(/model\.weights\.h5: .*updating \/optimizer\/vars\/2 failed: disk full \(simulated\)/);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(readdirSync(privateTmp)).toEqual([]);
     expect(readdirSync(made.dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
   });
 
