@@ -195,6 +195,7 @@ describe('bad input: a clear error with the JSON path in words', () => {
       "in.json: the optimizer at class_name is Keras's 'Adam': kerasopt implements Nadam only",
     );
     expect(error('{"optimizer_config": {"class_name": "MyOpt", "config": {}}}').path).toBe('optimizer_config.class_name');
+    expect(error('{"compile_config": {"optimizer": "adam"}}').message).toBe("in.json: the optimizer at compile_config.optimizer is Keras's 'adam': kerasopt implements Nadam only");
     expect(error('{"class_name": "constructor", "config": {}}', { customObjects: {} }).message).toContain("unknown optimizer class 'constructor'");
   });
 

@@ -98,7 +98,8 @@ export interface DeserializeOptions {
 }
 
 function refuseClass(found: LocatedOptimizer, file?: string): never {
-  const at = joinPath(found.envelopePath, 'class_name');
+  // An optimizer named by a string ("adam" in a Keras 3 compile_config) has no class_name key.
+  const at = found.envelope ? joinPath(found.envelopePath, 'class_name') : found.envelopePath;
   const name = found.registeredName ?? found.className;
   if (KERAS_OPTIMIZERS.has(found.className.toLowerCase())) {
     throw new ConfigError(at, `the optimizer at ${at} is Keras's '${found.className}': kerasopt implements Nadam only`, file);
