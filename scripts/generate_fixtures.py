@@ -92,9 +92,9 @@ def main(argv=None):
     if not jobs and not args.golden:
         p.error('nothing to do: give --all, --case, --spec or --golden')
     for engine_name, c in jobs:
+        command = f'/usr/bin/python3 scripts/generate_fixtures.py --engine {engine_name} --case {c["name"]}'
         if engine_name == 'tensorflow':  # never overwrite the reference fixture of the same case
             c = {**c, 'name': c['name'] + '-tensorflow'}
-        command = f'/usr/bin/python3 scripts/generate_fixtures.py --engine {engine_name} --case {c["name"]}'
         spec, initial, steps = produce(engine_name, c, command)
         path = writer.write(args.out, spec, initial, steps)
         print(f'{engine_name:10s} {os.path.relpath(path, ROOT)}  ({len(steps)} steps)')
