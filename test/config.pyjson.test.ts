@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { FormatError } from '../src/index.js';
+import { deserialize, FormatError } from '../src/index.js';
 import { dumpsPython, markFloat, parsePythonJson, pythonFloatRepr } from '../src/config/pyjson.js';
 import { missingPython, python } from './helpers/python.js';
 
@@ -81,5 +81,16 @@ describe('parsePythonJson', () => {
     expect(() => parsePythonJson('{"a": 1} x', 'bad.json')).toThrow(/after the JSON value/);
     expect(() => parsePythonJson('{"a": "x', 'bad.json')).toThrow(/unterminated string/);
     expect(() => parsePythonJson('', 'bad.json')).toThrow(/unexpected end of text/);
+  });
+
+  test('absurd nesting is a FormatError, not a stack overflow; Keras-sized nesting is fine', () => {
+    const nested = (n: number): string => `{"a": ${'['.repeat(n)}${']'.repeat(n)}}`;
+    expect(() => parsePythonJson(nested(200_000), 'deep.json')).toThrow(/deep\.json: not valid JSON: nested deeper than 1000 levels at line 1 column/);
+    expect(() => parsePythonJson(nested(200_000), 'deep.json')).toThrow(FormatError);
+    expect(dumpsPython(parsePythonJson(nested(900), 'ok.json'))).toBe(nested(900));
+    // Values built in code go through the same guard when deserialized.
+    let deep: unknown = 1;
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    expect(() => deserialize({ class_name: 'Nadam', config: { learning_rate: deep } })).toThrow(/nested deeper than 1000 levels/);
   });
 });

@@ -1,6 +1,7 @@
 import { ConfigError, joinPath } from './errors.js';
 import { isFlavour } from '../optimizers/flavour.js';
 import { detectDialect, dialectWithin, type FlavourDetection } from './detect.js';
+import { MAX_JSON_DEPTH } from './pyjson.js';
 import { checkSchema } from './validate.js';
 
 /** Where a document keeps its optimizer, and the optimizer found there. */
@@ -27,12 +28,13 @@ const FORBIDDEN = new Set(['__proto__', 'constructor', 'prototype']);
  * Refuses own keys that could reach a prototype (`__proto__`, `constructor`, `prototype`) anywhere in
  * `value`, for values that did not come through parsePythonJson (JSON.parse makes `__proto__` an own key).
  */
-export function refusePrototypeKeys(value: unknown, path: string, file?: string): void {
-  if (Array.isArray(value)) value.forEach((v, i) => refusePrototypeKeys(v, joinPath(path, i), file));
+export function refusePrototypeKeys(value: unknown, path: string, file?: string, depth = 0): void {
+  if (depth > MAX_JSON_DEPTH) throw new ConfigError(path, `the value at ${path || 'the top level'} is nested deeper than ${MAX_JSON_DEPTH} levels`, file);
+  if (Array.isArray(value)) value.forEach((v, i) => refusePrototypeKeys(v, joinPath(path, i), file, depth + 1));
   else if (isObject(value)) {
     for (const key of Object.keys(value)) {
       if (FORBIDDEN.has(key)) throw new ConfigError(joinPath(path, key), `key '${key}' at ${joinPath(path, key)} is not allowed (it could reach an object prototype)`, file);
-      refusePrototypeKeys(value[key], joinPath(path, key), file);
+      refusePrototypeKeys(value[key], joinPath(path, key), file, depth + 1);
     }
   }
 }

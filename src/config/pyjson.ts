@@ -101,9 +101,13 @@ export function dumpsPython(value: unknown): string {
   return dumpValue(value, null, '', '');
 }
 
+/** Python's json module stops near its recursion limit (1000); deeper text is not a Keras config. */
+export const MAX_JSON_DEPTH = 1000;
+
 /** A small JSON reader that keeps the int/float distinction and refuses prototype keys. */
 class Reader {
   private i = 0;
+  private depth = 0;
   constructor(
     private readonly text: string,
     private readonly file: string,
@@ -130,8 +134,12 @@ class Reader {
   private value(path: string): unknown {
     this.space();
     const c = this.text[this.i];
-    if (c === '{') return this.object(path);
-    if (c === '[') return this.array(path);
+    if (c === '{' || c === '[') {
+      if (++this.depth > MAX_JSON_DEPTH) this.fail(`nested deeper than ${MAX_JSON_DEPTH} levels`);
+      const v = c === '{' ? this.object(path) : this.array(path);
+      this.depth--;
+      return v;
+    }
     if (c === '"') return this.string();
     for (const [word, v] of [['true', true], ['false', false], ['null', null], ['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]] as const) {
       if (this.text.startsWith(word, this.i)) {
