@@ -171,6 +171,11 @@ describe('loadFixture refuses bad input with an error naming the file and what i
     expect(() => loadFixture(path)).toThrow(/other\.bin: cannot read the payload of fixture 'roundtrip'/);
     writeFileSync(join(dir, 'broken.json'), '{"format": ');
     expect(() => loadFixture(join(dir, 'broken.json'))).toThrow(/broken\.json: not valid JSON/);
+    edit(path, (m) => {
+      m.payload.file = 'roundtrip.bin';
+      m.step.push(m.step[m.step.length - 1]);
+    });
+    expect(() => loadFixture(path)).toThrow(/roundtrip\.json: step records list '.+' twice/);
     writeFileSync(join(dir, 'deep.json'), `{"format": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
     expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(/deep\.json: not a kerasopt fixture manifest: nested too deeply/);
     expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(FormatError);

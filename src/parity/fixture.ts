@@ -111,6 +111,13 @@ export function loadFixture(path: string, options: LoadOptions = {}): Fixture {
   } catch (e) {
     throw new FormatError(payloadPath, `cannot read the payload of fixture '${manifest.name}': ${(e as Error).message}`);
   }
+  for (const [list, records] of [['initial', manifest.initial], ['step', manifest.step]] as const) {
+    const seen = new Set<string>();
+    for (const r of records) {
+      if (seen.has(r.key)) throw new FormatError(path, `${list} records list '${r.key}' twice; each record is read once, so one of them would never be checked`);
+      seen.add(r.key);
+    }
+  }
   const initialBytes = manifest.initial.reduce((s, r) => s + recordBytes(r), 0);
   const stepBytes = manifest.step.reduce((s, r) => s + recordBytes(r), 0);
   const expected = initialBytes + manifest.steps * stepBytes;
