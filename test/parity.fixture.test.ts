@@ -176,6 +176,16 @@ describe('loadFixture refuses bad input with an error naming the file and what i
       m.step.push(m.step[m.step.length - 1]);
     });
     expect(() => loadFixture(path)).toThrow(/roundtrip\.json: step records list '.+' twice/);
+    edit(path, (m) => {
+      m.step.pop();
+      m.dtype = 'float32'; // the records are float16
+    });
+    expect(() => loadFixture(path)).toThrow(/roundtrip\.json: record '.+' is float\d+, expected the fixture's dtype float\d+/);
+    edit(path, (m) => {
+      m.dtype = 'float16';
+      m.variables[0].shape = [7];
+    });
+    expect(() => loadFixture(path)).toThrow(/initial record 'var:.+' has shape \[.+\], the variable is declared \[7\]/);
     writeFileSync(join(dir, 'deep.json'), `{"format": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
     expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(/deep\.json: not a kerasopt fixture manifest: nested too deeply/);
     expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(FormatError);

@@ -77,6 +77,25 @@ function decode(bytes: Buffer, r: RecordSpec, file: string, where: string, allow
   return t;
 }
 
+/**
+ * The manifest's own promises about its records: float records in the fixture's dtype (the report says
+ * it compared that dtype), integer iterations and indices, and each variable's initial value in its shape.
+ */
+function checkRecordTypes(m: FixtureManifest, path: string): void {
+  for (const r of [...m.initial, ...m.step]) {
+    const integer = r.key === 'weight:iterations' || r.key.startsWith('grad_indices:');
+    if (integer ? r.dtype !== 'int64' && r.dtype !== 'int32' : r.dtype !== m.dtype) {
+      throw new FormatError(path, `record '${r.key}' is ${r.dtype}, expected ${integer ? 'int64 or int32' : `the fixture's dtype ${m.dtype}`}`);
+    }
+  }
+  for (const v of m.variables) {
+    const r = m.initial.find((x) => x.key === `var:${v.name}`);
+    if (r && r.shape.join(',') !== v.shape.join(',')) {
+      throw new FormatError(path, `initial record 'var:${v.name}' has shape [${r.shape.join(', ')}], the variable is declared [${v.shape.join(', ')}]`);
+    }
+  }
+}
+
 /** Reads and validates the manifest of a fixture (`.json`). */
 export function readManifest(path: string): FixtureManifest {
   let text: string;
@@ -118,6 +137,7 @@ export function loadFixture(path: string, options: LoadOptions = {}): Fixture {
       seen.add(r.key);
     }
   }
+  checkRecordTypes(manifest, path);
   const initialBytes = manifest.initial.reduce((s, r) => s + recordBytes(r), 0);
   const stepBytes = manifest.step.reduce((s, r) => s + recordBytes(r), 0);
   const expected = initialBytes + manifest.steps * stepBytes;
