@@ -39,6 +39,16 @@ function keepPythonInts(optimizer: Nadam, config: Record<string, unknown>, diale
   }
 }
 
+/** Base keys later Keras 3 releases added (unset they change nothing): early 3.x configs lack them. */
+const LATER_KERAS3_KEYS = ['loss_scale_factor', 'gradient_accumulation_steps'];
+
+/** A deserialized early Keras 3 config is written back without the unset keys its release did not write. */
+function dropKeysTheSourceReleaseLacked(optimizer: Nadam, config: Record<string, unknown>, dialect: ConfigDialect): void {
+  const source = readFrom.get(optimizer);
+  if (!source || dialect !== 'keras-3' || optimizer.dialect !== 'keras-3') return;
+  for (const key of LATER_KERAS3_KEYS) if (!Object.prototype.hasOwnProperty.call(source, key) && config[key] === null) delete config[key];
+}
+
 /** The Keras 3 module of built-in optimizers. */
 export const OPTIMIZERS_MODULE = 'keras.optimizers';
 
@@ -76,6 +86,7 @@ export function serialize(optimizer: Nadam, options: SerializeOptions = {}): Rec
   if (LAYOUTS[dialect].flavour !== optimizer.flavour) throw new KerasValueError(`dialect ${dialect} is not a ${optimizer.flavour} dialect`);
   const config = dialect === optimizer.dialect ? optimizer.getConfig() : relayout(optimizer.getConfig(), optimizer.dialect, dialect);
   keepPythonInts(optimizer, config, dialect);
+  dropKeysTheSourceReleaseLacked(optimizer, config, dialect);
   return nadamEnvelope(config, dialect);
 }
 
