@@ -9,6 +9,7 @@ import { DEFAULT_DIALECT, LAYOUTS, type ConfigDialect } from './dialects.js';
 import { nadamOptionsFromConfig } from './fromConfig.js';
 import { relayout } from './relayout.js';
 
+/** Options of {@link convertConfig}. */
 export interface ConvertOptions {
   /** The flavour to convert to. */
   readonly to: Flavour;
@@ -20,6 +21,7 @@ export interface ConvertOptions {
   readonly customObjects?: CustomObjects;
 }
 
+/** What {@link convertConfig} returns: the target config and every change in behaviour. */
 export interface ConvertResult {
   /** The config as the target Keras writes it. */
   readonly config: Record<string, unknown>;

@@ -12,8 +12,10 @@ import type { Flavour } from '../optimizers/flavour.js';
  */
 export type ConfigDialect = 'tf-2.0' | 'tf-2.4' | 'keras-2.2' | 'keras-2.3' | 'tf-2.11' | 'keras-3';
 
+/** Every dialect kerasopt reads and writes, oldest first within each flavour. */
 export const DIALECTS: readonly ConfigDialect[] = ['tf-2.0', 'tf-2.4', 'keras-2.2', 'keras-2.3', 'tf-2.11', 'keras-3'];
 
+/** Whether `x` names a {@link ConfigDialect}. */
 export function isDialect(x: unknown): x is ConfigDialect {
   return typeof x === 'string' && (DIALECTS as readonly string[]).includes(x);
 }
@@ -31,6 +33,7 @@ export interface DialectLayout {
   readonly envelope: 'class-config' | 'module';
 }
 
+/** The key layout and envelope of every dialect, from each release's get_config (see README "Configs"). */
 export const LAYOUTS: Readonly<Record<ConfigDialect, DialectLayout>> = {
   'tf-2.0': {
     flavour: 'tf-keras',

@@ -69,6 +69,7 @@ export function serializeSchedule(schedule: LearningRateSchedule, dialect: Confi
   };
 }
 
+/** Options of {@link deserializeSchedule}. */
 export interface ScheduleReadOptions {
   readonly customObjects?: CustomObjects;
   /** The JSON path of the schedule in the document, for error messages. */

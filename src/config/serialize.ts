@@ -64,6 +64,7 @@ export function isNadamClassName(name: string): boolean {
   return name.toLowerCase() === 'nadam' || name === 'Custom>Nadam';
 }
 
+/** Options of {@link serialize}. */
 export interface SerializeOptions {
   /** Must be the optimizer's own flavour if given; use convertConfig to change flavour (it lists what changes). */
   readonly flavour?: Flavour;
@@ -96,6 +97,7 @@ export function nadamEnvelope(config: Record<string, unknown>, dialect: ConfigDi
   return { class_name: 'Nadam', config };
 }
 
+/** Options of {@link deserialize}. */
 export interface DeserializeOptions {
   /** Classes the caller allows (custom optimizers or schedules); nothing else is ever resolved. */
   readonly customObjects?: CustomObjects;

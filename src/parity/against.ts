@@ -7,6 +7,7 @@ import { isGradientKey } from './state.js';
 /** Which state records a comparison of trajectories looks at. */
 export type CompareScope = 'all' | 'variables';
 
+/** Options of {@link compareTrajectories}. */
 export interface CompareOptions {
   /** The tolerance to hold the actual trajectory to (default: the expected fixture's). */
   readonly tolerance?: Tolerance;

@@ -12,12 +12,14 @@ import { parseJsonSafely } from '../io/json.js';
 /** Where a fixture's numbers come from; shown in every report. */
 export type ProvenanceKind = 'tensorflow' | 'tf-golden' | 'reference' | 'torch' | 'external';
 
+/** The promise a fixture checks for float records (integers are always compared exactly); see docs/fixture-format.md. */
 export type Tolerance =
   | { kind: 'exact' }
   | { kind: 'ulp'; maxUlp: number }
   | { kind: 'allclose'; rtol: number; atol: number }
   | { kind: 'relative'; rtol: number; floor?: number };
 
+/** One record of a manifest: its key, dtype and shape (its bytes are in the payload). */
 export interface RecordSpec {
   readonly key: string;
   readonly dtype: DType;

@@ -10,6 +10,7 @@ export interface Series {
   readonly failing: readonly boolean[];
 }
 
+/** Size and labels of an inline SVG plot. */
 export interface PlotOptions {
   readonly title: string;
   /** Draws the tolerance as a dashed line when it is a ULP bound. */

@@ -5,6 +5,7 @@ export interface ProgressStream {
   write(text: string): unknown;
 }
 
+/** A progress bar on a terminal stream (see {@link progressBar}). */
 export interface ProgressBar {
   /** Reports step `step` of `total` (redraws at most every `intervalMs`, and always at the end). */
   update(step: number, total: number): void;

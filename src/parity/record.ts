@@ -23,6 +23,7 @@ export type Implementation = (
   step: number,
 ) => ReadonlyMap<string, Tensor> | Promise<ReadonlyMap<string, Tensor>>;
 
+/** What an implementation is fed to record a trajectory: initial state and per-step gradients. */
 export interface RecordInputs {
   /** The state before step 1; must hold `var:<name>` for every variable. */
   readonly initial: ReadonlyMap<string, Tensor>;

@@ -85,6 +85,7 @@ export function verdict(records: readonly RecordResult[]): boolean {
   return records.length > 0 && records.every((r) => r.pass);
 }
 
+/** Options of {@link runParity}. */
 export interface ParityOptions {
   /** A backend or its registered name (default: 'typed'). */
   readonly backend?: string | Backend;

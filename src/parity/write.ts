@@ -16,6 +16,7 @@ export interface Trajectory {
   readonly steps: ReadonlyArray<ReadonlyMap<string, Tensor>>;
 }
 
+/** Options of {@link writeFixture}. */
 export interface WriteFixtureOptions {
   /**
    * Accept NaN in the tensors. Off by default: an expected trajectory must hold comparable numbers.
