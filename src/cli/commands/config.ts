@@ -20,9 +20,10 @@ interface Streams {
 
 const USAGE = `config show FILE [--json]
     Prints the optimizer config in FILE (a serialized optimizer, a tf.keras/Keras 2 training_config,
-    or a Keras 3 config.json; .h5 and .keras when their reader is registered), where it was found,
-    its detected flavour and Keras release with the evidence, and the config exactly as Keras writes it.
-  config convert FILE --to keras3|tf-keras|keras2 [--dialect D] [-o OUT]
+    a Keras 3 config.json or a parity fixture manifest; .h5 and .keras when their reader is registered),
+    where it was found, its detected flavour and Keras release with the evidence, and the config exactly
+    as Keras writes it. Exit: 0 read, 2 bad input (the error names the file and the JSON path).
+config convert FILE --to keras3|tf-keras|keras2 [--dialect D] [-o OUT]
     Converts the optimizer to another flavour and writes the serialized optimizer as the target Keras
     writes it (stdout, or OUT written atomically); lists every change in behaviour on stderr.`;
 
