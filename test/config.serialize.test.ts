@@ -117,6 +117,21 @@ describe('documents, aliases and class names Keras accepts', () => {
     expect(() => deserialize('{"class_name": "Sequential", "config": {"layers": []}}')).toThrow(/without compile_config or training_config/);
   });
 
+  test('TF 2.13+ .keras archives: the module envelope of a tf.keras legacy Nadam and of a TF 2.11-2.15 Nadam, read and written back', () => {
+    const legacy = '{"module": "keras.optimizers.legacy", "class_name": "Nadam", "config": {"name": "Nadam", "learning_rate": 0.001, "decay": 0.004, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07}, "registered_name": null}';
+    const opt = deserialize(legacy, quiet) as Nadam;
+    expect([opt.flavour, opt.dialect]).toEqual(['tf-keras', 'tf-2.4']);
+    expect(detectDialect(JSON.parse(legacy).config, JSON.parse(legacy)).evidence).toContain("module 'keras.optimizers.legacy'");
+    expect(dumpsPython(serialize(opt))).toBe(legacy);
+    const tf211 = `{"module": "keras.optimizers", "class_name": "Nadam", "config": ${dumpsPython(serialize(deserialize(WRITTEN['tf-2.11'], quiet) as Nadam)['config'])}, "registered_name": null}`;
+    const opt211 = deserialize(tf211, quiet) as Nadam;
+    expect(opt211.dialect).toBe('tf-2.11');
+    expect(dumpsPython(serialize(opt211))).toBe(tf211);
+    // The legacy module holds only the optimizer_v2 Nadam; made in code, tf.keras writes {class_name, config}.
+    expect(() => deserialize(legacy, { ...quiet, flavour: 'keras3' })).toThrow(/module 'keras\.optimizers\.legacy' at module is not keras\.optimizers/);
+    expect(dumpsPython(serialize(new Nadam()))).toMatch(/^\{"class_name": "Nadam", "config": /);
+  });
+
   test('Keras 3 compile_config with the optimizer as a string gets Keras 3 defaults', () => {
     const opt = deserialize('{"compile_config": {"optimizer": "nadam"}}', quiet) as Nadam;
     expect(opt.flavour).toBe('keras3');

@@ -34,6 +34,9 @@ export function detectDialect(config: Readonly<Record<string, unknown>>, envelop
   const found = (keys: string[]): string[] => keys.filter((k) => has(config, k));
   const tf211 = found(TF211_ONLY);
   if (tf211.length > 0) return { flavour: 'keras3', dialect: 'tf-2.11', evidence: `keys ${tf211.join(', ')} (tf.keras new optimizers, TF 2.11-2.15)`, certain: true };
+  if (envelope && envelope['module'] === 'keras.optimizers.legacy') {
+    return { flavour: 'tf-keras', dialect: 'tf-2.4', evidence: "module 'keras.optimizers.legacy' (tf.keras optimizer_v2 in a TF 2.13+ archive)", certain: true };
+  }
   if (envelope && (has(envelope, 'module') || has(envelope, 'registered_name'))) {
     return { flavour: 'keras3', dialect: 'keras-3', evidence: 'Keras 3 envelope (module, registered_name)', certain: true };
   }

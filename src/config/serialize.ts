@@ -13,6 +13,12 @@ import { relayout } from './relayout.js';
 /** The config each deserialized Nadam was read from, for the Python ints Keras writes back as given. */
 const readFrom = new WeakMap<Nadam, Readonly<Record<string, unknown>>>();
 
+/** The module envelope a deserialized Nadam was read in when its dialect writes `{class_name, config}`. */
+const readInModule = new WeakMap<Nadam, { module: string; registered_name: string | null }>();
+
+/** Where TF 2.11+ keeps the optimizer_v2 Nadam (tf.keras.optimizers.legacy); its .keras archives name it. */
+export const LEGACY_OPTIMIZERS_MODULE = 'keras.optimizers.legacy';
+
 /**
  * Keys each release writes back as the Python value it was given (so `clipnorm=1` stays `1`), with the
  * source keys they come from; the others go through float() or a float32 variable. tf.keras's
@@ -88,6 +94,9 @@ export function serialize(optimizer: Nadam, options: SerializeOptions = {}): Rec
   const config = dialect === optimizer.dialect ? optimizer.getConfig() : relayout(optimizer.getConfig(), optimizer.dialect, dialect);
   keepPythonInts(optimizer, config, dialect);
   dropKeysTheSourceReleaseLacked(optimizer, config, dialect);
+  // TF 2.13+ .keras archives wrap tf.keras configs (legacy or TF 2.11-2.15) in the module form: keep it.
+  const moduleForm = readInModule.get(optimizer);
+  if (moduleForm && LAYOUTS[dialect].envelope === 'class-config') return { module: moduleForm.module, class_name: 'Nadam', config, registered_name: moduleForm.registered_name };
   return nadamEnvelope(config, dialect);
 }
 
@@ -137,11 +146,12 @@ export function deserialize(json: string | unknown, options: DeserializeOptions 
         : lookupCustom(options.customObjects, found.className);
   if (custom) return custom.fromConfig({ ...found.config });
   if (!isNadamClassName(found.className) || (found.registeredName != null && !isNadamClassName(found.registeredName))) refuseClass(found, file);
-  if (found.module != null && found.module !== OPTIMIZERS_MODULE) {
-    const at = joinPath(found.envelopePath, 'module');
-    throw new ConfigError(at, `module '${found.module}' at ${at} is not ${OPTIMIZERS_MODULE}, where Keras 3 keeps Nadam`, file);
-  }
   const d = found.detection;
+  const legacy = found.module === LEGACY_OPTIMIZERS_MODULE && (options.flavour ?? (options.dialect ? LAYOUTS[options.dialect].flavour : d.flavour)) === 'tf-keras';
+  if (found.module != null && found.module !== OPTIMIZERS_MODULE && !legacy) {
+    const at = joinPath(found.envelopePath, 'module');
+    throw new ConfigError(at, `module '${found.module}' at ${at} is not ${OPTIMIZERS_MODULE} (Keras 3, TF 2.11+) or ${LEGACY_OPTIMIZERS_MODULE} (tf.keras optimizer_v2), where Keras keeps Nadam`, file);
+  }
   const dialect = options.dialect ?? (options.flavour && options.flavour !== d.flavour ? undefined : d.dialect);
   const opts = nadamOptionsFromConfig(found.config, {
     flavour: options.flavour ?? (options.dialect ? LAYOUTS[options.dialect].flavour : d.flavour),
@@ -154,6 +164,7 @@ export function deserialize(json: string | unknown, options: DeserializeOptions 
   try {
     const made = new Nadam({ ...opts, backend: options.backend });
     readFrom.set(made, found.config);
+    if (found.module != null) readInModule.set(made, { module: found.module, registered_name: found.registeredName ?? null });
     return made;
   } catch (e) {
     throw located(e, found, file);
