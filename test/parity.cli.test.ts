@@ -169,6 +169,9 @@ describe('kerasopt parity', () => {
     expect(onlyVars.out).toMatch(/compared with: recorded: kerasopt Nadam.* \(provenance external\); variables only \(slots and optimizer weights not compared\)/);
     expect(strict.out).not.toContain('variables only');
     expect((await cli(['--against', good, good, '--compare', 'slots'])).err).toContain("--compare 'slots': expected all or variables");
+    const withBackend = await cli(['--against', good, good, '--backend', 'onnx']);
+    expect(withBackend.code).toBe(2);
+    expect(withBackend.err).toContain('--backend applies to replays');
     const noActual = await cli(['--against', good]);
     expect(noActual.code).toBe(2);
     expect(noActual.err).toContain('--against needs at least one ACTUAL.json');

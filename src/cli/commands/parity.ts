@@ -62,7 +62,7 @@ export function createParityCommand(io: ParityIo): Command {
         args: argv,
         allowPositionals: true,
         options: {
-          backend: { type: 'string', default: 'typed' },
+          backend: { type: 'string' },
           json: { type: 'string' },
           html: { type: 'string' },
           against: { type: 'string' },
@@ -78,8 +78,11 @@ export function createParityCommand(io: ParityIo): Command {
       try {
         if (!values.against) {
           if (values.tolerance !== undefined) return fail('--tolerance applies to --against comparisons only; a replay is held to the fixture\'s own tolerance');
-          getBackend(values.backend); // an unknown name fails here, listing the registered backends
-        } else if (values.tolerance !== undefined) tolerance = parseTolerance(values.tolerance);
+          getBackend(values.backend ?? 'typed'); // an unknown name fails here, listing the registered backends
+        } else {
+          if (values.backend !== undefined) return fail('--backend applies to replays; --against compares trajectories already recorded, nothing is run');
+          if (values.tolerance !== undefined) tolerance = parseTolerance(values.tolerance);
+        }
       } catch (e) {
         if (e instanceof KerasoptError) return fail(e.message);
         throw e;
@@ -116,7 +119,7 @@ export function createParityCommand(io: ParityIo): Command {
           const fixture = loadFixture(file);
           const bar = progressBar(io.stderr, fixture.manifest.name);
           try {
-            results.push(await runParity(fixture, { backend: values.backend, onStep: bar ? (s, n) => bar.update(s, n) : undefined }));
+            results.push(await runParity(fixture, { backend: values.backend ?? 'typed', onStep: bar ? (s, n) => bar.update(s, n) : undefined }));
           } finally {
             bar?.done();
           }
