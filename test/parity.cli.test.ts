@@ -175,6 +175,9 @@ describe('kerasopt parity', () => {
     const noActual = await cli(['--against', good]);
     expect(noActual.code).toBe(2);
     expect(noActual.err).toContain('--against needs at least one ACTUAL.json');
+    const replayCompare = await cli([good, '--compare', 'variables']);
+    expect(replayCompare.code).toBe(2);
+    expect(replayCompare.err).toContain('--compare applies to --against comparisons only');
     const replayTol = await cli([good, '--tolerance', 'ulp:1']);
     expect(replayTol.code).toBe(2);
     expect(replayTol.err).toContain('--tolerance applies to --against comparisons only');

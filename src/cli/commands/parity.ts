@@ -66,7 +66,7 @@ export function createParityCommand(io: ParityIo): Command {
           json: { type: 'string' },
           html: { type: 'string' },
           against: { type: 'string' },
-          compare: { type: 'string', default: 'all' },
+          compare: { type: 'string' },
           tolerance: { type: 'string' },
         },
       });
@@ -87,7 +87,9 @@ export function createParityCommand(io: ParityIo): Command {
         if (e instanceof KerasoptError) return fail(e.message);
         throw e;
       }
-      if (values.compare !== 'all' && values.compare !== 'variables') return fail(`--compare '${values.compare}': expected all or variables`);
+      if (values.compare !== undefined && !values.against) return fail('--compare applies to --against comparisons only; a replay compares every record of the fixture');
+      const scope = values.compare ?? 'all';
+      if (scope !== 'all' && scope !== 'variables') return fail(`--compare '${scope}': expected all or variables`);
       const dir = io.fixturesDir ?? fixturesDir();
       // A folder stands for the fixtures in it, so `kerasopt parity my-fixtures/` works.
       const expand = (p: string): string[] => (existsSync(p) && statSync(p).isDirectory() ? shippedFixtures(p) : [p]);
@@ -113,7 +115,7 @@ export function createParityCommand(io: ParityIo): Command {
       for (const file of files) {
         try {
           if (expected) {
-            results.push(compareTrajectories(expected, loadFixture(file, { allowNaN: true }), { scope: values.compare as CompareScope, ...(tolerance ? { tolerance } : {}) }));
+            results.push(compareTrajectories(expected, loadFixture(file, { allowNaN: true }), { scope: scope as CompareScope, ...(tolerance ? { tolerance } : {}) }));
             continue;
           }
           const fixture = loadFixture(file);
