@@ -64,6 +64,8 @@ describe('kerasopt config', () => {
     await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adam", "config": {}}}')])).rejects.toThrow(/'Adam': kerasopt implements Nadam only/);
     await expect(cli(['show', file('bad2.json', '{"optimizer_config": ')])).rejects.toThrow(/bad2\.json \(the JSON file\): not valid JSON/);
     await expect(cli(['convert', file('c.json', TRAINING), '--to', 'keras3', '-o', join(dir, 'no-such-dir', 'out.json')])).rejects.toThrow(/no-such-dir\/out\.json: cannot write the converted config: ENOENT/);
+    await expect(cli(['show', file('d.json', TRAINING), '--to', 'keras3'])).rejects.toThrow('config show does not take --to');
+    await expect(cli(['convert', file('e.json', TRAINING), '--to', 'keras3', '--json'])).rejects.toThrow('config convert does not take --json');
     // A missing file is a FormatError naming it (main prints it and exits 2), never an uncaught ENOENT.
     await expect(cli(['show', join(dir, 'missing.json')])).rejects.toThrow(/missing\.json: cannot read the file: ENOENT/);
     await expect(cli(['show', join(dir, 'missing.json')])).rejects.toBeInstanceOf(FormatError);

@@ -91,6 +91,8 @@ export function createConfigCommand(io: Streams = { stdout: process.stdout, stde
         return 2;
       }
       const file = positionals[0]!;
+      const misplaced = sub === 'show' ? (['to', 'dialect', 'out'] as const).filter((k) => values[k] !== undefined) : values.json ? ['json'] : [];
+      if (misplaced.length > 0) throw new KerasValueError(`config ${sub} does not take ${misplaced.map((k) => (k === 'out' ? '-o/--out' : `--${k}`)).join(', ')}`);
       if (sub === 'show') return show(file, values.json === true, io);
       return convert(file, values.to, values.dialect, values.out, io);
     },
