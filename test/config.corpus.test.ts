@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, onTestFinished, test } from 'vitest';
 import { deserialize, dumpsPython, locateOptimizer, Nadam, parsePythonJson, serialize } from '../src/index.js';
 import { missingPython, python } from './helpers/python.js';
 
@@ -91,6 +91,7 @@ describe('the corpus reader on a file MADE BY US with h5py in the tf.keras layou
   test('training_config attribute read by h5py, parsed, re-serialized to the same JSON value and bytes', () => {
     if (missingPython(['h5py'])) return;
     const dir = mkdtempSync(join(tmpdir(), 'kerasopt-corpus-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, 'made_by_kerasopt_tests.h5');
     const training =
       '{"loss": "mse", "metrics": ["accuracy"], "weighted_metrics": null, "loss_weights": null, "sample_weight_mode": null, "optimizer_config": {"class_name": "Nadam", "config": {"name": "Nadam", "clipnorm": 1.0, "learning_rate": 0.0020000000949949026, "decay": 0.004, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1e-07}}}';
