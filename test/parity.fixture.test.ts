@@ -187,7 +187,7 @@ describe('loadFixture refuses bad input with an error naming the file and what i
     });
     expect(() => loadFixture(path)).toThrow(/initial record 'var:.+' has shape \[.+\], the variable is declared \[7\]/);
     writeFileSync(join(dir, 'deep.json'), `{"format": ${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
-    expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(/deep\.json: not a kerasopt fixture manifest: nested too deeply/);
+    expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(/deep\.json: JSON nested deeper than 1000 levels/);
     expect(() => loadFixture(join(dir, 'deep.json'))).toThrow(FormatError);
   });
 });

@@ -106,14 +106,7 @@ export function readManifest(path: string): FixtureManifest {
   } catch (e) {
     throw new FormatError(path, `cannot read: ${(e as Error).message}`);
   }
-  let manifest: unknown;
-  try {
-    manifest = parseJsonSafely(text, path);
-  } catch (e) {
-    // parseJsonSafely walks the parsed value recursively: absurd nesting overflows the stack.
-    if (e instanceof RangeError) throw new FormatError(path, `not a kerasopt fixture manifest: nested too deeply (${e.message})`);
-    throw e;
-  }
+  const manifest = parseJsonSafely(text, path);
   const validate = validator('fixture.schema.json');
   if (!validate(manifest)) throw new FormatError(path, `not a kerasopt fixture manifest: ${describeErrors(validate.errors)}`);
   return manifest as FixtureManifest;
