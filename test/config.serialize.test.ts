@@ -418,3 +418,13 @@ describe('Nadam.fromConfig / getConfig', () => {
     expect(dumpsPython(doc)).toBe(WRITTEN['tf-2.4']);
   });
 });
+
+describe('non-finite numbers in a config are named as such', () => {
+  test.each([
+    ['learning_rate', NaN, /at learning_rate: .*got NaN/],
+    ['beta_1', NaN, /at beta_1: expected number, got NaN/],
+    ['epsilon', Infinity, /at epsilon: .*got Infinity/],
+  ] as const)('%s = %s', (key, value, message) => {
+    expect(() => Nadam.fromConfig({ [key]: value }, { flavour: 'tf-keras' })).toThrow(message);
+  });
+});

@@ -19,6 +19,8 @@ function valueAt(value: unknown, instancePath: string): unknown {
 }
 
 function shown(v: unknown): string {
+  // JSON.stringify would print NaN and ±Infinity as null, which misleads.
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
