@@ -74,12 +74,39 @@ describe('convertConfig between standalone Keras 2, tf.keras and Keras 3', () =>
     const sched = { ...K3, learning_rate: { module: 'keras.optimizers.schedules', class_name: 'ExponentialDecay', config: { initial_learning_rate: 0.1, decay_steps: 10, decay_rate: 0.9 }, registered_name: null } };
     expect(() => convertConfig(sched, { to: 'tf-keras' })).toThrow(/does not take a learning-rate schedule \(ExponentialDecay\)/);
     expect(() => convertConfig(sched, { to: 'keras2' })).toThrow(/cannot convert to keras2: its Nadam does not take a learning-rate schedule/);
-    expect(convertConfig(sched, { to: 'keras3', dialect: 'tf-2.11' }).config['learning_rate']).toMatchObject({ class_name: 'ExponentialDecay', config: { decay_steps: 10 } });
+    expect(convertConfig(sched, { to: 'tf-keras-new' }).config['learning_rate']).toMatchObject({ class_name: 'ExponentialDecay', config: { decay_steps: 10 } });
+    expect(() => convertConfig({ ...TF, clipnorm: 1, clipvalue: 2 }, { to: 'tf-keras-new' })).toThrow(/TF 2\.11\+ applies only the first of clipnorm, global_clipnorm and clipvalue/);
     expect(() => convertConfig({ ...TF, clipnorm: 1, clipvalue: 2 }, { to: 'keras3' })).toThrow(/only one of clipnorm, clipvalue and global_clipnorm/);
     expect(() => convertConfig({ ...TF, global_clipnorm: 1 }, { to: 'tf-keras', dialect: 'tf-2.0' })).toThrow(/global_clipnorm/);
   });
 
   test('a tf.keras decay other than 0.004 is reported as TF ignores it', () => {
     expect(convertConfig({ ...TF, decay: 0.01 }, { to: 'keras3' }).changes.join('\n')).toMatch(/decay 0.01 is not used/);
+  });
+});
+
+describe('convertConfig and the TF 2.11-2.15 flavour (tf-keras-new)', () => {
+  const TF211 = new Nadam({ flavour: 'tf-keras-new', learning_rate: 0.002 }).getConfig();
+
+  test('keras3 <-> tf-keras-new: same keys\' values; the change list names u_product rounding, the sparse path and saved state', () => {
+    const to211 = convertConfig(K3, { to: 'tf-keras-new' });
+    expect(to211.dialect).toBe('tf-2.11');
+    expect(to211.config).toMatchObject({ learning_rate: Math.fround(0.002), beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, jit_compile: true, is_legacy_optimizer: false });
+    const text = to211.changes.join('\n');
+    expect(text).toMatch(/u_product: TF 2\.11\+ multiplies it by u_t .* in the variable dtype/);
+    expect(text).toMatch(/sparse gradients: TF 2\.11\+ decays m and v on every row/);
+    expect(text).toMatch(/saved state: TF 2\.11\+ saves neither u_product .* nor learning_rate/);
+    expect(text).not.toMatch(/momentum schedule/); // both use 0.96^t with no decay factor
+    const back = convertConfig(TF211, { to: 'keras3' });
+    expect(back.from).toMatchObject({ flavour: 'tf-keras-new', dialect: 'tf-2.11' });
+    expect(back.changes.join('\n')).toMatch(/u_product: TF 2\.11\+/);
+    expect(back.changes.join('\n')).toMatch(/saved state: the target saves the momentum-schedule product, which TF 2\.11\+ did not/);
+  });
+
+  test('tf-keras -> tf-keras-new: the momentum schedule loses its decay factor and the change is listed', () => {
+    const r = convertConfig(TF, { to: 'tf-keras-new' });
+    expect(r.config).not.toHaveProperty('decay');
+    expect(r.changes.join('\n')).toMatch(/the converted optimizer drops it/);
+    expect(convertConfig(TF211, { to: 'tf-keras' }).config).toMatchObject({ decay: 0.004 });
   });
 });

@@ -13,6 +13,7 @@ describe('schemas/ (JSON Schemas compiled with ajv, strict mode)', () => {
       expect(SCHEMAS).toContain(`nadam-config.${f}.schema.json`);
       expect(SCHEMAS).toContain(`optimizer-envelope.${f}.schema.json`);
     }
+    expect(SCHEMAS).toContain('nadam-config.tf-keras-new.schema.json'); // its envelope is tf.keras's {class_name, config}
     expect(SCHEMAS).toContain('schedule-envelope.schema.json');
     expect(SCHEMAS).toContain('fixture.schema.json');
   });
@@ -24,7 +25,7 @@ describe('schemas/ (JSON Schemas compiled with ajv, strict mode)', () => {
   test.each([...DIALECTS])('what kerasopt writes for %s validates against its flavour\'s schemas (and a broken copy does not)', (dialect) => {
     const { flavour, envelope } = LAYOUTS[dialect];
     const written = serialize(new Nadam({ flavour, dialect, clipvalue: 0.5 }));
-    const envelopeSchema = envelope === 'module' ? 'optimizer-envelope.keras3.schema.json' : `optimizer-envelope.${flavour === 'keras3' ? 'tf-keras' : flavour}.schema.json`;
+    const envelopeSchema = envelope === 'module' ? 'optimizer-envelope.keras3.schema.json' : `optimizer-envelope.${flavour === 'tf-keras-new' ? 'tf-keras' : flavour}.schema.json`;
     expect(validator(envelopeSchema)(written)).toBe(true);
     expect(validator(`nadam-config.${flavour}.schema.json`)(written['config'])).toBe(true);
     expect(validator(envelopeSchema)({ ...written, extra: 1 })).toBe(false);

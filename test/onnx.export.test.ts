@@ -12,7 +12,7 @@ import { bits, maxUlp, random } from './onnx.util.js';
 const dir = mkdtempSync(join(tmpdir(), 'kerasopt-onnx-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const FLAVOURS: Flavour[] = ['tf-keras', 'keras2', 'keras3'];
+const FLAVOURS: Flavour[] = ['tf-keras', 'keras2', 'keras3', 'tf-keras-new'];
 const DTYPES: FloatDType[] = ['float16', 'float32', 'float64'];
 
 describe('exportNadamStep: the model is valid ONNX', () => {
@@ -34,9 +34,10 @@ for f in sys.argv[1:]:
       files,
     );
     const lines = out.trim().split('\n');
-    expect(lines).toHaveLength(9);
+    expect(lines).toHaveLength(12);
     expect(lines[0]).toBe('tf-keras float16 8 17 variable,gradient,m,v,iterations,momentum_cache,learning_rate,beta_1,beta_2,epsilon,schedule_decay new_variable,new_m,new_v,new_iterations,new_momentum_cache');
     expect(lines[8]).toBe('keras3 float64 8 17 variable,gradient,m,v,iterations,u_product,learning_rate,beta_1,beta_2,epsilon new_variable,new_m,new_v,new_iterations,new_u_product');
+    expect(lines[11]).toBe('tf-keras-new float64 8 17 variable,gradient,m,v,iterations,u_product,learning_rate,beta_1,beta_2,epsilon new_variable,new_m,new_v,new_iterations,new_u_product');
   });
 
   it('rejects an unknown flavour or dtype', () => {

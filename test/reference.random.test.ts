@@ -27,6 +27,7 @@ const PROMISED: Array<[string, string]> = [
   ['tf-keras', 'float32'], ['tf-keras', 'float64'], ['tf-keras', 'float16'],
   ['keras2', 'float32'], ['keras2', 'float64'], ['keras2', 'float16'],
   ['keras3', 'float32'], ['keras3', 'float64'], ['keras3', 'float16'],
+  ['tf-keras-new', 'float32'], ['tf-keras-new', 'float64'], ['tf-keras-new', 'float16'],
 ];
 
 function spec(flavour: string, dtype: string, n: number): Record<string, unknown> {

@@ -19,6 +19,12 @@ def keras_config(flavour, lr=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, clipn
                 'clipnorm': clipnorm, 'global_clipnorm': None, 'clipvalue': clipvalue, 'use_ema': False,
                 'ema_momentum': 0.99, 'ema_overwrite_frequency': None, 'loss_scale_factor': None,
                 'gradient_accumulation_steps': None, 'beta_1': beta_1, 'beta_2': beta_2, 'epsilon': epsilon}
+    if flavour == 'tf-keras-new':
+        # TF 2.11-2.15 get_config: learning_rate is the float32 variable's value; jit_compile False without a GPU.
+        return {'name': 'Nadam', 'weight_decay': None, 'clipnorm': clipnorm, 'global_clipnorm': None, 'clipvalue': clipvalue,
+                'use_ema': False, 'ema_momentum': 0.99, 'ema_overwrite_frequency': None, 'jit_compile': False,
+                'is_legacy_optimizer': False, 'learning_rate': float(np.float32(0.001 if lr is None else lr)),
+                'beta_1': beta_1, 'beta_2': beta_2, 'epsilon': epsilon}
     base = {k: v for k, v in (('clipnorm', clipnorm), ('clipvalue', clipvalue)) if v is not None}
     return {'name': 'Nadam', **base, 'learning_rate': 0.001 if lr is None else lr, 'decay': 0.004,
             'beta_1': beta_1, 'beta_2': beta_2, 'epsilon': epsilon}
@@ -121,7 +127,11 @@ def _shipped_reference():
                       seed + 20, 'standalone Keras 2.2 Nadam (m_schedule, sparse gradients made dense first)'))
         c.append(case(f'keras3-{dt}-dense-sparse', 'keras3', dt,
                       [dense('kernel', [3, 4]), sparse('embedding', [8, 2], 4, duplicates=False)], 50, seed + 30,
-                      'Keras 3 / TF 2.11+ Nadam (u_product); sparse rows unique (see README on duplicates)', lr=0.01))
+                      'Keras 3 Nadam (u_product); sparse rows unique (see README on duplicates)', lr=0.01))
+        c.append(case(f'tf-keras-new-{dt}-dense-sparse', 'tf-keras-new', dt,
+                      [dense('kernel', [3, 4]), sparse('embedding', [8, 2], 5)], 50, seed + 40,
+                      'TF 2.11-2.15 tf.keras Nadam (u_product * u_t; sparse: duplicates summed, m and v decayed on all rows '
+                      'then scatter-added, every row moves)', lr=0.01))
     c.append(case('tf-keras-float32-long', 'tf-keras', 'float32', [dense('w', [8])], 1500, 5,
                   '1500 steps with the default hyperparameters (the schedule warms up over thousands of steps)'))
     c.append(case('tf-keras-float32-clipnorm', 'tf-keras', 'float32', [dense('kernel', [4, 4]), sparse('embedding', [6, 3], 5)],
@@ -140,7 +150,10 @@ def _shipped_reference():
                   'Keras 3 clipnorm=1.0 (clip_by_norm per tensor)', values='fewbits', lr=0.01, clipnorm=1.0))
     c.append(case('keras3-float32-clipvalue', 'keras3', 'float32', [dense('kernel', [4, 3])], 30, 11,
                   'Keras 3 clipvalue=0.5', lr=0.01, clipvalue=0.5))
-    for fl, seed in (('tf-keras', 12), ('keras2', 13), ('keras3', 14)):
+    c.append(case('tf-keras-new-float32-clipnorm', 'tf-keras-new', 'float32', [dense('kernel', [4, 3]), sparse('embedding', [6, 3], 5)],
+                  30, 19, 'TF 2.11+ clipnorm=1.0 (clip_by_norm per tensor, before duplicates are summed)', values='fewbits',
+                  lr=0.01, clipnorm=1.0))
+    for fl, seed in (('tf-keras', 12), ('keras2', 13), ('keras3', 14), ('tf-keras-new', 20)):
         for dt in ('float32', 'float64'):
             c.append(case(f'{fl}-{dt}-awkward', fl, dt, [dense('w', [24])], 60, seed,
                           'awkward values: zeros, -0, subnormals, tiny and huge gradients and initial values', values='awkward',
@@ -152,6 +165,8 @@ def _shipped_reference():
                   40, 17, 'Keras 2 with floatx=float16', lr=0.01, beta_2=0.99, epsilon=1e-3))
     c.append(case('keras3-float16-dense', 'keras3', 'float16', [dense('kernel', [4, 3])], 40, 18,
                   'Keras 3 float16 variables (u_product in float16)', lr=0.01, beta_2=0.99, epsilon=1e-3))
+    c.append(case('tf-keras-new-float16-dense-sparse', 'tf-keras-new', 'float16', [dense('kernel', [4, 3]), sparse('embedding', [6, 2], 3)],
+                  40, 21, 'TF 2.11+ float16 variables (u_product in float16)', lr=0.01, beta_2=0.99, epsilon=1e-3))
     return c
 
 

@@ -4,6 +4,9 @@ Written from a reading of the Keras/TF sources (see README "Nadam flavours"):
 - tf-keras: tensorflow/python/keras/optimizer_v2/nadam.py (+ optimizer_v2.py, clip_ops.py), TF 1.14-2.10.
 - keras2:   keras-team/keras 2.2.x keras/optimizers.py (Nadam, Optimizer.get_gradients) on the TF backend.
 - keras3:   keras-team/keras keras/src/optimizers/nadam.py (+ base_optimizer.py) on the TF backend.
+- tf-keras-new: keras-team/tf-keras tf_keras/optimizers/nadam.py (+ optimizer.py), the TF 2.11-2.15
+  "new" tf.keras Nadam, run eagerly (no XLA): Keras 3's per-element math, but u_product := u_product * u_t
+  in the variable dtype (beta_1, 0.96 through tf.cast), and a sparse branch of its own.
 Casting rules that matter for float64/float16 (float32 is unaffected):
 - tf-keras keeps learning_rate/beta_1/beta_2 in float32 hyper variables and casts them to the dtype;
   math_ops.cast(0.96, dtype) converts the Python float to a float32 tensor first.
@@ -17,8 +20,8 @@ import numpy as np
 
 from .numerics import Arith
 
-SLOTS = {'tf-keras': ('m', 'v'), 'keras2': ('m', 'v'), 'keras3': ('momentum', 'velocity')}
-SCHEDULE = {'tf-keras': 'momentum_cache', 'keras2': 'm_schedule', 'keras3': 'u_product'}
+SLOTS = {'tf-keras': ('m', 'v'), 'keras2': ('m', 'v'), 'keras3': ('momentum', 'velocity'), 'tf-keras-new': ('m', 'v')}
+SCHEDULE = {'tf-keras': 'momentum_cache', 'keras2': 'm_schedule', 'keras3': 'u_product', 'tf-keras-new': 'u_product'}
 
 
 def hyperparameters(flavour, config):
@@ -122,7 +125,7 @@ def clip_gradients(flavour, a, grads, shapes, h):
         if clipvalue:
             grads = [clip_by_value(a, g, clipvalue) for g in grads]
         return grads
-    if flavour == 'keras3':
+    if flavour in ('keras3', 'tf-keras-new'):  # _clip_gradients: the first set option only
         if clipnorm:
             return [clip_by_norm(a, g, clipnorm) for g in grads]
         if clipvalue:
@@ -163,6 +166,8 @@ class ReferenceNadam:
         clipped = clip_gradients(self.flavour, self.a, [grads[n] for n in names], [self.vars[n].shape for n in names], self.h)
         if self.flavour == 'keras3':
             self._keras3(dict(zip(names, clipped)))
+        elif self.flavour == 'tf-keras-new':
+            self._tf_keras_new(dict(zip(names, clipped)))
         else:
             self._tf_keras(dict(zip(names, clipped)))
         self.iterations += 1
@@ -248,6 +253,40 @@ class ReferenceNadam:
             m, v, var = self.m[name], self.v[name], self.vars[name]
             m = m + (g - m) * (one - b1)
             v = v + ((g * g) - v) * (one - b2)
+            m_hat = (u_t1 * m) / (one - u_product_t1) + ((one - u_t) * g) / (one - u_product)
+            v_hat = v / (one - b2_power)
+            self.vars[name] = var - (m_hat * lr) / (np.sqrt(v_hat) + eps)
+            self.m[name], self.v[name] = m, v
+
+    # -- TF 2.11-2.15 tf.keras "new" optimizer (tf_keras/optimizers/nadam.py), eager --
+    def _tf_keras_new(self, grads):
+        a, h, it = self.a, self.h, self.iterations
+        one, half = a.c(1.0), a.c(0.5)
+        t, t_next = a.c(it + 1), a.c(it + 2)        # tf.cast(iterations + 1, var_dtype)
+        decay, b1, b2 = a.via32(0.96), a.via32(h['beta_1']), a.via32(h['beta_2'])  # tf.cast(python float)
+        u_t = b1 * (one - half * a.pow(decay, t))
+        u_t1 = b1 * (one - half * a.pow(decay, t_next))
+        self.schedule = self.schedule * u_t         # the step's first update_step: u_product * u_t
+        u_product = self.schedule
+        u_product_t1 = u_product * u_t1
+        b2_power = a.pow(b2, t)
+        lr = a.t(np.float32(h['lr']))               # the float32 learning_rate variable, cast
+        eps = a.c(h['epsilon'])
+        omb1, omb2 = one - b1, one - b2
+        for name, g in grads.items():
+            m, v, var = self.m[name], self.v[name], self.vars[name]
+            if isinstance(g, Sparse):
+                # apply_gradients deduplicates (tf.unique + unsorted_segment_sum), then:
+                # m.assign_add(-m * (1 - beta_1)); m.scatter_add(values * (1 - beta_1)); v likewise.
+                idx, u = deduplicate(a, g)
+                m = m + (-m) * omb1
+                m[idx] = m[idx] + u * omb1
+                v = v + (-v) * omb2
+                v[idx] = v[idx] + (u * u) * omb2
+                g = unsorted_segment_sum(a, idx.tolist(), u, var.shape[0])  # (1 - u_t) * gradient makes it dense
+            else:
+                m = m + (g - m) * omb1
+                v = v + ((g * g) - v) * omb2
             m_hat = (u_t1 * m) / (one - u_product_t1) + ((one - u_t) * g) / (one - u_product)
             v_hat = v / (one - b2_power)
             self.vars[name] = var - (m_hat * lr) / (np.sqrt(v_hat) + eps)

@@ -29,9 +29,15 @@ export interface TfKerasNadamCoefficients {
   readonly epsilon: number;
 }
 
-/** Per-step scalars of the Keras 3 (TF 2.11+) Nadam, rounded to the variable's dtype. */
+/** Per-step scalars of the Keras 3 and TF 2.11+ Nadam, rounded to the variable's dtype. */
 export interface Keras3NadamCoefficients {
   readonly kind: 'keras3';
+  /**
+   * How m and v move. 'interpolate' (the default; every dense update): m + (g - m) * (1 - beta_1).
+   * 'decay-then-scatter' (TF 2.11+ sparse gradients, `grad` being the unique rows made dense):
+   * (m - m * (1 - beta_1)) + g * (1 - beta_1), and likewise v with g * g; the rest is unchanged.
+   */
+  readonly moments?: 'interpolate' | 'decay-then-scatter';
   readonly lr: number;
   readonly oneMinusBeta1: number;
   readonly oneMinusBeta2: number;

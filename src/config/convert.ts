@@ -1,5 +1,5 @@
 import { KerasValueError, KerasoptError } from '../errors.js';
-import type { Flavour } from '../optimizers/flavour.js';
+import { isNewStyle, type Flavour } from '../optimizers/flavour.js';
 import { Nadam, type NadamOptions } from '../optimizers/nadam/index.js';
 import { RECIPES } from '../optimizers/nadam/recipes.js';
 import { isLearningRateSchedule } from '../optimizers/schedules.js';
@@ -57,8 +57,10 @@ export function convertConfig(config: Readonly<Record<string, unknown>>, options
   const changes: string[] = [];
   const target: NadamOptions = { flavour: to, dialect, onWarning: () => {} };
   const lr = source.lr ?? source.learning_rate ?? RECIPES[from.flavour].defaultLearningRate;
-  if (isLearningRateSchedule(lr) && to !== 'keras3') {
-    throw new KerasValueError(`cannot convert to ${to}: its Nadam does not take a learning-rate schedule (${lr.className}); Keras 3 does`);
+  const newFrom = isNewStyle(from.flavour);
+  const newTo = isNewStyle(to);
+  if (isLearningRateSchedule(lr) && !newTo) {
+    throw new KerasValueError(`cannot convert to ${to}: its Nadam does not take a learning-rate schedule (${lr.className}); Keras 3 and TF 2.11+ do`);
   }
   target.learning_rate = lr;
   if (source.lr === undefined && source.learning_rate === undefined && RECIPES[from.flavour].defaultLearningRate !== RECIPES[to].defaultLearningRate) {
@@ -69,20 +71,28 @@ export function convertConfig(config: Readonly<Record<string, unknown>>, options
   if (from.flavour === 'tf-keras' && source.decay !== undefined && source.decay !== decay) {
     changes.push(`decay ${source.decay} is not used: tf.keras's Nadam overwrites decay with schedule_decay (${decay}) when it reads a config, and so does the conversion`);
   }
-  if (to !== 'keras3') target.schedule_decay = from.flavour === 'keras3' ? 0.004 : decay;
-  if (from.flavour === 'keras3') changes.push(`${MOMENTUM_FACTOR(0.004)}; the converted optimizer gains the factor 0.004 (schedule_decay)`);
-  else if (to === 'keras3') changes.push(`${MOMENTUM_FACTOR(decay)}; the converted optimizer drops it${decay !== 0.004 ? ` (schedule_decay ${decay} is lost)` : ''}`);
+  if (!newTo) target.schedule_decay = newFrom ? 0.004 : decay;
+  if (newFrom && !newTo) changes.push(`${MOMENTUM_FACTOR(0.004)}; the converted optimizer gains the factor 0.004 (schedule_decay)`);
+  else if (newTo && !newFrom) changes.push(`${MOMENTUM_FACTOR(decay)}; the converted optimizer drops it${decay !== 0.004 ? ` (schedule_decay ${decay} is lost)` : ''}`);
   if (from.flavour === 'tf-keras' && to === 'keras2') changes.push("tf.keras's key 'decay' (the momentum-schedule factor, not a learning-rate decay) is written as schedule_decay, its Keras 2 name");
   if (from.flavour === 'keras2' && to === 'tf-keras') changes.push("Keras 2's schedule_decay is written as 'decay', the key tf.keras writes for the same momentum-schedule factor");
   clipping(source, target, from.flavour, to, dialect, changes);
   if (source.name !== undefined && source.name !== RECIPES[from.flavour].defaultName && to !== 'keras2') target.name = source.name;
   if (from.flavour === 'keras2' || to === 'keras2') changes.push('name: standalone Keras 2 configs have no name key');
   if (to === 'keras2') changes.push("saved state: Keras 2 does not save m_schedule (the momentum-schedule product), so training resumed from its saved weights restarts the schedule at 1");
-  if (from.flavour === 'keras2') changes.push('saved state: the target saves the momentum-schedule product (tf.keras momentum_cache, Keras 3 u_product), which Keras 2 did not');
-  if (to === 'keras3') changes.push('Keras 3 holds learning_rate in a float32 variable (its config shows the float32 value) and casts beta_1/beta_2 from Python floats; tf.keras and Keras 2 round beta_1/beta_2 to float32 first (this differs only for float64 variables)');
-  if (from.flavour === 'keras3') changes.push('Keras 3 casts beta_1/beta_2 from Python floats to each variable dtype; the target rounds them to float32 first (this differs only for float64 variables)');
+  if (from.flavour === 'keras2' && to !== 'tf-keras-new') changes.push('saved state: the target saves the momentum-schedule product (tf.keras momentum_cache, Keras 3 u_product), which Keras 2 did not');
+  if (to === 'tf-keras-new') changes.push('saved state: TF 2.11+ saves neither u_product (the momentum-schedule product) nor learning_rate (neither is in optimizer.variables); kerasopt reconstructs u_product from iterations when it reads such a file');
+  if (from.flavour === 'tf-keras-new' && to !== 'keras2') changes.push('saved state: the target saves the momentum-schedule product, which TF 2.11+ did not');
+  if (newFrom && newTo) {
+    changes.push('u_product: TF 2.11+ multiplies it by u_t = beta_1 * (1 - 0.5 * 0.96^t) computed in the variable dtype (beta_1 and 0.96 through float32, as tf.cast does); Keras 3 computes (u_product * beta_1) * (1 - 0.5 * 0.96^t) with those Python floats converted straight to the dtype: the two round differently, so trajectories differ in the last bits');
+  }
+  if (to === 'keras3' && !newFrom) changes.push('Keras 3 holds learning_rate in a float32 variable (its config shows the float32 value) and casts beta_1/beta_2 from Python floats; tf.keras and Keras 2 round beta_1/beta_2 to float32 first (this differs only for float64 variables)');
+  if (from.flavour === 'keras3' && !newTo) changes.push('Keras 3 casts beta_1/beta_2 from Python floats to each variable dtype; the target rounds them to float32 first (this differs only for float64 variables)');
   if (to === 'tf-keras' || from.flavour === 'tf-keras') changes.push('sparse gradients: tf.keras updates only the touched rows of m, v and the variable with its own op order; Keras 2 and Keras 3 update densely');
-  if (from.flavour === 'keras3') {
+  if (to === 'tf-keras-new' || from.flavour === 'tf-keras-new') {
+    changes.push('sparse gradients: TF 2.11+ decays m and v on every row (m - m * (1 - beta_1)), then scatter-adds the deduplicated gradient rows (g * (1 - beta_1)), and moves every row of the variable; Keras 3 and Keras 2 make the gradient dense first (m + (g - m) * (1 - beta_1)), tf.keras optimizer_v2 moves only the touched rows');
+  }
+  if (newFrom) {
     const ema = config['ema_momentum'];
     if (ema !== undefined && ema !== 0.99) changes.push(`ema_momentum ${String(ema)} is dropped (inactive: use_ema is false)`);
   }
@@ -118,5 +128,6 @@ function clipping(source: NadamOptions, target: NadamOptions, from: Flavour, to:
   }
   const set = ['clipnorm', 'clipvalue', 'global_clipnorm'].filter((k) => target[k as 'clipnorm'] != null);
   if (to === 'keras3' && set.length > 1) throw new KerasValueError(`cannot convert to keras3: Keras 3 takes only one of clipnorm, clipvalue and global_clipnorm; the source sets ${set.join(', ')}`);
-  if (to === 'keras3' && source.clipvalue != null) changes.push('clipping order: Keras 3 applies its single clipping option; tf.keras clips by value first, then by norm');
+  if (to === 'tf-keras-new' && set.length > 1) throw new KerasValueError(`cannot convert to tf-keras-new: TF 2.11+ applies only the first of clipnorm, global_clipnorm and clipvalue (the others would be silently unused); the source sets ${set.join(', ')}`);
+  if (isNewStyle(to) && !isNewStyle(from) && source.clipvalue != null) changes.push(`clipping order: ${to === 'keras3' ? 'Keras 3' : 'TF 2.11+'} applies its single clipping option; tf.keras clips by value first, then by norm`);
 }

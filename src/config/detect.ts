@@ -21,19 +21,18 @@ function has(config: Readonly<Record<string, unknown>>, key: string): boolean {
 /** The dialect within a known flavour, from the keys only that flavour's releases differ by. */
 export function dialectWithin(flavour: Flavour, config: Readonly<Record<string, unknown>>): ConfigDialect {
   if (flavour === 'keras2') return has(config, 'learning_rate') && !has(config, 'lr') ? 'keras-2.3' : 'keras-2.2';
-  if (flavour === 'keras3') return TF211_ONLY.some((k) => has(config, k)) ? 'tf-2.11' : 'keras-3';
-  return DEFAULT_DIALECT['tf-keras'];
+  return DEFAULT_DIALECT[flavour];
 }
 
 /**
  * Tells which Keras wrote a Nadam config, from its keys (and from its envelope when given):
- * Keras 3 and TF 2.11+ write the EMA/weight-decay keys (TF 2.11+ also jit_compile), standalone Keras 2
+ * Keras 3 and TF 2.11+ write the EMA/weight-decay keys (TF 2.11+ also jit_compile, and is the tf-keras-new flavour), standalone Keras 2
  * writes lr or schedule_decay and no name, tf.keras optimizer_v2 writes name and decay.
  */
 export function detectDialect(config: Readonly<Record<string, unknown>>, envelope?: Readonly<Record<string, unknown>>): FlavourDetection {
   const found = (keys: string[]): string[] => keys.filter((k) => has(config, k));
   const tf211 = found(TF211_ONLY);
-  if (tf211.length > 0) return { flavour: 'keras3', dialect: 'tf-2.11', evidence: `keys ${tf211.join(', ')} (tf.keras new optimizers, TF 2.11-2.15)`, certain: true };
+  if (tf211.length > 0) return { flavour: 'tf-keras-new', dialect: 'tf-2.11', evidence: `keys ${tf211.join(', ')} (tf.keras new optimizers, TF 2.11-2.15)`, certain: true };
   if (envelope && envelope['module'] === 'keras.optimizers.legacy') {
     return { flavour: 'tf-keras', dialect: 'tf-2.4', evidence: "module 'keras.optimizers.legacy' (tf.keras optimizer_v2 in a TF 2.13+ archive)", certain: true };
   }

@@ -64,7 +64,7 @@ export const LAYOUTS: Readonly<Record<ConfigDialect, DialectLayout>> = {
     envelope: 'class-config',
   },
   'tf-2.11': {
-    flavour: 'keras3',
+    flavour: 'tf-keras-new',
     writtenBy: 'tf.keras new optimizers, TensorFlow 2.11 to 2.15',
     keys: [
       'name', 'weight_decay', 'clipnorm', 'global_clipnorm', 'clipvalue', 'use_ema', 'ema_momentum',
@@ -91,6 +91,7 @@ export const DEFAULT_DIALECT: Readonly<Record<Flavour, ConfigDialect>> = {
   'tf-keras': 'tf-2.4',
   keras2: 'keras-2.2',
   keras3: 'keras-3',
+  'tf-keras-new': 'tf-2.11',
 };
 
 /** The plain key names of a layout (without the `?` of optional keys). */

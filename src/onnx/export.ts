@@ -1,5 +1,5 @@
 import { KerasValueError } from '../errors.js';
-import { isFlavour, type Flavour } from '../optimizers/flavour.js';
+import { FLAVOUR_LIST, isFlavour, isNewStyle, type Flavour } from '../optimizers/flavour.js';
 import { arith } from '../tensor/arith.js';
 import { isFloatDType, type FloatDType } from '../tensor/dtype.js';
 import { GraphArith } from './arith.js';
@@ -24,11 +24,12 @@ export const SCHEDULE_NAME: Readonly<Record<Flavour, 'momentum_cache' | 'm_sched
   'tf-keras': 'momentum_cache',
   keras2: 'm_schedule',
   keras3: 'u_product',
+  'tf-keras-new': 'u_product',
 };
 
 /** The graph inputs of a step model, in order. */
 export function nadamStepInputs(flavour: Flavour): string[] {
-  const hypers = flavour === 'keras3' ? ['learning_rate', 'beta_1', 'beta_2', 'epsilon'] : ['learning_rate', 'beta_1', 'beta_2', 'epsilon', 'schedule_decay'];
+  const hypers = isNewStyle(flavour) ? ['learning_rate', 'beta_1', 'beta_2', 'epsilon'] : ['learning_rate', 'beta_1', 'beta_2', 'epsilon', 'schedule_decay'];
   return ['variable', 'gradient', 'm', 'v', 'iterations', SCHEDULE_NAME[flavour], ...hypers];
 }
 
@@ -67,9 +68,9 @@ const DOC: Readonly<Record<string, string>> = {
 export function exportNadamStep(options: ExportNadamStepOptions = {}): Uint8Array {
   const flavour = options.flavour ?? 'tf-keras';
   const dtype = options.dtype ?? 'float32';
-  if (!isFlavour(flavour)) throw new KerasValueError(`unknown flavour '${String(flavour)}'; expected tf-keras, keras2 or keras3`);
+  if (!isFlavour(flavour)) throw new KerasValueError(`unknown flavour '${String(flavour)}'; expected ${FLAVOUR_LIST}`);
   if (!isFloatDType(dtype)) throw new KerasValueError(`unknown dtype '${String(dtype)}'; expected float16, float32 or float64`);
-  const b = new GraphBuilder(`kerasopt_nadam_step_${flavour.replace('-', '_')}_${dtype}`, `One ${flavour} Nadam step in ${dtype}, exported by kerasopt.`);
+  const b = new GraphBuilder(`kerasopt_nadam_step_${flavour.replace(/-/g, '_')}_${dtype}`, `One ${flavour} Nadam step in ${dtype}, exported by kerasopt.`);
   const a = new GraphArith(b, dtype);
   const input = (name: string, dims: Dim[]) => a.input(name, dims, DOC[name]);
   const s = { w: input('variable', ['n']), g: input('gradient', ['n']), m: input('m', ['n']), v: input('v', ['n']) };
@@ -79,7 +80,7 @@ export function exportNadamStep(options: ExportNadamStepOptions = {}): Uint8Arra
   const beta1 = input('beta_1', []);
   const beta2 = input('beta_2', []);
   const epsilon = input('epsilon', []);
-  const decay = flavour === 'keras3' ? null : input('schedule_decay', []);
+  const decay = isNewStyle(flavour) ? null : input('schedule_decay', []);
 
   const one = a.constant(1, 'one');
   const half = a.constant(0.5, 'half');
@@ -102,22 +103,28 @@ export function exportNadamStep(options: ExportNadamStepOptions = {}): Uint8Arra
   const names = { w: a.outputHint('new_variable'), m: a.outputHint('new_m'), v: a.outputHint('new_v') };
   let out: { w: string; m: string; v: string };
   let newSchedule: string;
-  if (flavour === 'keras3') {
-    // Keras 3 `_backend_update_step` first updates u_product, then `update_step` reads it.
+  if (isNewStyle(flavour)) {
     const t = a.cast(newIterations, 't');
     const tNext = a.cast(iterationsPlus2(), 't_next');
-    const factor = a.sub(one, a.mul(half, a.pow(baseDirect, t, 'base_pow_t_product'), 'half_pow_t_product'), 'u_factor');
-    newSchedule = a.mul(a.mul(schedule, beta1, 'u_product_beta1'), factor, a.outputHint('new_u_product'));
-    // update_step's ops.cast(beta, dtype) goes through float32 (keras3.ts keras3Coefficients).
+    // update_step's tf.cast(beta, dtype) goes through float32 (keras3.ts keras3Coefficients).
     const castBeta1 = viaFloat32(beta1, 'beta1_cast');
     const castBeta2 = viaFloat32(beta2, 'beta2_cast');
+    const uT = momentumAt(castBeta1, baseViaFloat32, t, 't');
+    if (flavour === 'keras3') {
+      // Keras 3 `_backend_update_step` first updates u_product, then `update_step` reads it.
+      const factor = a.sub(one, a.mul(half, a.pow(baseDirect, t, 'base_pow_t_product'), 'half_pow_t_product'), 'u_factor');
+      newSchedule = a.mul(a.mul(schedule, beta1, 'u_product_beta1'), factor, a.outputHint('new_u_product'));
+    } else {
+      // TF 2.11+ update_step: u_product * u_t in the variable's dtype (tfKerasNew.ts nextUProductTf211).
+      newSchedule = a.mul(schedule, uT, a.outputHint('new_u_product'));
+    }
     const uT1 = momentumAt(castBeta1, baseViaFloat32, tNext, 't_next');
     const c: Keras3CoefficientValues = {
       lr,
       oneMinusBeta1: a.sub(one, castBeta1, 'one_minus_beta1'),
       oneMinusBeta2: a.sub(one, castBeta2, 'one_minus_beta2'),
       uT1,
-      oneMinusUT: a.sub(one, momentumAt(castBeta1, baseViaFloat32, t, 't'), 'one_minus_u_t'),
+      oneMinusUT: a.sub(one, uT, 'one_minus_u_t'),
       oneMinusUProduct: a.sub(one, newSchedule, 'one_minus_u_product'),
       oneMinusUProductNext: a.sub(one, a.mul(newSchedule, uT1, 'u_product_next'), 'one_minus_u_product_next'),
       oneMinusBeta2Power: a.sub(one, a.pow(castBeta2, t, 'beta2_pow_t'), 'one_minus_beta2_pow_t'),

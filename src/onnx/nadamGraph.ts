@@ -26,7 +26,7 @@ export interface StepOutputs {
 
 type Values<T> = { readonly [K in keyof T]: string };
 export type TfKerasCoefficientValues = Values<Omit<TfKerasNadamCoefficients, 'kind'>>;
-export type Keras3CoefficientValues = Values<Omit<Keras3NadamCoefficients, 'kind'>>;
+export type Keras3CoefficientValues = Values<Omit<Keras3NadamCoefficients, 'kind' | 'moments'>>;
 
 /** tf.keras `_resource_apply_dense` (NADAM_DENSE_TF_KERAS). `names` are the hints of the outputs. */
 export function emitDenseTfKeras(a: GraphArith, s: StepInputs, c: TfKerasCoefficientValues, names: StepOutputs): StepOutputs {
@@ -47,6 +47,27 @@ export function emitDenseKeras3(a: GraphArith, s: StepInputs, c: Keras3Coefficie
   const m = a.add(s.m, a.mul(a.sub(s.g, s.m, 'g_minus_m'), c.oneMinusBeta1, 'm_increment'), names.m);
   const gSquared = a.mul(s.g, s.g, 'g_squared');
   const v = a.add(s.v, a.mul(a.sub(gSquared, s.v, 'g2_minus_v'), c.oneMinusBeta2, 'v_increment'), names.v);
+  const mHat = a.add(
+    a.div(a.mul(c.uT1, m, 'u_next_m'), c.oneMinusUProductNext, 'm_part'),
+    a.div(a.mul(c.oneMinusUT, s.g, 'one_minus_u_g'), c.oneMinusUProduct, 'g_part'),
+    'm_hat',
+  );
+  const vHat = a.div(v, c.oneMinusBeta2Power, 'v_hat');
+  const denominator = a.add(a.sqrt(vHat, 'sqrt_v_hat'), c.epsilon, 'denominator');
+  const step = a.div(a.mul(mHat, c.lr, 'm_hat_lr'), denominator, 'step');
+  return { w: a.sub(s.w, step, names.w), m, v };
+}
+
+/**
+ * TF 2.11+ `Nadam.update_step` for a sparse gradient given as its unique rows made dense
+ * (NADAM_SPARSE_TF_KERAS_NEW): m and v decay first, then the gradient's share is added.
+ */
+export function emitSparseTfKerasNew(a: GraphArith, s: StepInputs, c: Keras3CoefficientValues, names: StepOutputs): StepOutputs {
+  const mDecayed = a.sub(s.m, a.mul(s.m, c.oneMinusBeta1, 'm_times_one_minus_beta1'), 'm_decayed');
+  const m = a.add(mDecayed, a.mul(s.g, c.oneMinusBeta1, 'g_scaled_beta1'), names.m);
+  const gSquared = a.mul(s.g, s.g, 'g_squared');
+  const vDecayed = a.sub(s.v, a.mul(s.v, c.oneMinusBeta2, 'v_times_one_minus_beta2'), 'v_decayed');
+  const v = a.add(vDecayed, a.mul(gSquared, c.oneMinusBeta2, 'g2_scaled_beta2'), names.v);
   const mHat = a.add(
     a.div(a.mul(c.uT1, m, 'u_next_m'), c.oneMinusUProductNext, 'm_part'),
     a.div(a.mul(c.oneMinusUT, s.g, 'one_minus_u_g'), c.oneMinusUProduct, 'g_part'),
@@ -85,7 +106,7 @@ export function emitSparseTfKeras(a: GraphArith, s: StepInputs, indices: string,
 }
 
 /** Which of the backend's step graphs. */
-export type KernelKind = 'dense-tf-keras' | 'dense-keras3' | 'sparse-tf-keras';
+export type KernelKind = 'dense-tf-keras' | 'dense-keras3' | 'sparse-tf-keras' | 'dense-tf-keras-new-sparse';
 
 /** A step graph for the onnx backend: its model bytes and the coefficient inputs it expects. */
 export interface KernelGraph {
@@ -121,11 +142,14 @@ export function buildKernelGraph(kind: KernelKind, dtype: FloatDType): KernelGra
     g: a.input('gradient', sparse ? ['k', 'width'] : ['n']),
   };
   const indices = sparse ? b.input('indices', 'int64', ['k', 1]) : '';
-  const keys = kind === 'dense-keras3' ? KERAS3_KEYS : TF_KERAS_KEYS.filter((k) => (sparse ? k !== 'lr' : k !== 'negLr'));
+  const keras3Keys = kind === 'dense-keras3' || kind === 'dense-tf-keras-new-sparse';
+  const keys = keras3Keys ? KERAS3_KEYS : TF_KERAS_KEYS.filter((k) => (sparse ? k !== 'lr' : k !== 'negLr'));
   const c = Object.fromEntries(keys.map((k) => [k, a.scalarInput(k)]));
   const names = { w: a.outputHint(KERNEL_OUTPUTS.w), m: a.outputHint(KERNEL_OUTPUTS.m), v: a.outputHint(KERNEL_OUTPUTS.v) };
   const out = kind === 'dense-keras3'
     ? emitDenseKeras3(a, s, c as unknown as Keras3CoefficientValues, names)
+    : kind === 'dense-tf-keras-new-sparse'
+      ? emitSparseTfKerasNew(a, s, c as unknown as Keras3CoefficientValues, names)
     : sparse
       ? emitSparseTfKeras(a, s, indices, c as unknown as TfKerasCoefficientValues, names)
       : emitDenseTfKeras(a, s, c as unknown as TfKerasCoefficientValues, names);

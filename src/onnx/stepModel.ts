@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { BackendError, FormatError, KerasValueError } from '../errors.js';
 import { createSession, loadOnnxRuntime, type OnnxSessionOptions, type OrtModule, type OrtSession, type OrtTensor } from '../backends/onnx/runtime.js';
-import { isFlavour, type Flavour } from '../optimizers/flavour.js';
+import { FLAVOUR_LIST, isFlavour, isNewStyle, type Flavour } from '../optimizers/flavour.js';
 import type { Nadam } from '../optimizers/nadam/index.js';
 import type { Variable } from '../tensor/variable.js';
 import { isFloatDType, type FloatDType } from '../tensor/dtype.js';
@@ -18,7 +18,7 @@ export interface NadamStepFeeds {
   readonly v: FloatTensor;
   /** Steps taken so far. */
   readonly iterations: number;
-  /** momentum_cache (tf-keras), m_schedule (keras2) or u_product (keras3) before the step. */
+  /** momentum_cache (tf-keras), m_schedule (keras2) or u_product (keras3, tf-keras-new) before the step. */
   readonly schedule: number;
   /** Hyperparameters as the flavour holds them in the variable's dtype (see the model's input docs). */
   readonly learning_rate: number;
@@ -74,7 +74,7 @@ export class OnnxNadamStep {
     }
     const flavour = meta.get('kerasopt.flavour');
     const dtype = meta.get('kerasopt.dtype');
-    if (!isFlavour(flavour)) throw new FormatError(file, `metadata 'kerasopt.flavour' is ${JSON.stringify(flavour ?? null)}, expected tf-keras, keras2 or keras3`);
+    if (!isFlavour(flavour)) throw new FormatError(file, `metadata 'kerasopt.flavour' is ${JSON.stringify(flavour ?? null)}, expected ${FLAVOUR_LIST}`);
     if (!isFloatDType(dtype)) throw new FormatError(file, `metadata 'kerasopt.dtype' is ${JSON.stringify(dtype ?? null)}, expected float16, float32 or float64`);
     const graph = model.graph;
     const inputs = (graph?.input ?? []).map((i) => i.name);
@@ -107,7 +107,7 @@ export class OnnxNadamStep {
       beta_1: feeds.beta_1,
       beta_2: feeds.beta_2,
       epsilon: feeds.epsilon,
-      ...(this.flavour === 'keras3' ? {} : { schedule_decay: feeds.schedule_decay ?? 0.004 }),
+      ...(isNewStyle(this.flavour) ? {} : { schedule_decay: feeds.schedule_decay ?? 0.004 }),
     };
     const input: Record<string, OrtTensor> = {};
     for (const name of ['variable', 'gradient', 'm', 'v'] as const) input[name] = new this.ort.Tensor(this.dtype, feeds[name].data as Float32Array, [w.size]);

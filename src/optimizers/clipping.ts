@@ -1,7 +1,7 @@
 import type { Backend } from '../backends/backend.js';
 import { arith } from '../tensor/arith.js';
 import { IndexedSlices, type FloatTensor } from '../tensor/tensor.js';
-import type { Flavour } from './flavour.js';
+import { isNewStyle, type Flavour } from './flavour.js';
 import { settle, type Flow } from './steps.js';
 
 /** A gradient after validation: dense, or sparse rows (indices may repeat). */
@@ -96,7 +96,7 @@ function* each(grads: readonly AnyGradient[], f: (g: AnyGradient) => Flow<AnyGra
  * Applies the flavour's gradient clipping, in the flavour's order:
  * - tf-keras (TF >= 2.4, inside apply_gradients): clipvalue, then clipnorm per tensor, then global_clipnorm.
  * - keras2 (get_gradients): clipnorm over all gradients, then clipvalue.
- * - keras3 (`_clip_gradients`): exactly one of clipnorm (per tensor), global_clipnorm, clipvalue.
+ * - keras3 and tf-keras-new (`_clip_gradients`): only the first set of clipnorm (per tensor), global_clipnorm, clipvalue.
  */
 export function* clipGradients(
   flavour: Flavour,
@@ -111,7 +111,7 @@ export function* clipGradients(
     if (clipvalue !== null && clipvalue > 0) out = yield* each(out, (g) => clipByValue(backend, g, clipvalue));
     return out;
   }
-  if (flavour === 'keras3') {
+  if (isNewStyle(flavour)) {
     if (clipnorm !== null) return yield* each(out, (g) => clipByNorm(backend, g, clipnorm));
     if (global_clipnorm !== null) return yield* clipByGlobalNorm(backend, out, global_clipnorm);
     if (clipvalue !== null) return yield* each(out, (g) => clipByValue(backend, g, clipvalue));

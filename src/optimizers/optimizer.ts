@@ -6,7 +6,7 @@ import { isFloatDType, type DType, type FloatDType } from '../tensor/dtype.js';
 import { IndexedSlices, sameShape, shapeToString, Tensor, type FloatTensor } from '../tensor/tensor.js';
 import { Variable } from '../tensor/variable.js';
 import { clipGradients, densify, type AnyGradient, type ClipOptions } from './clipping.js';
-import type { Flavour } from './flavour.js';
+import { isNewStyle, type Flavour } from './flavour.js';
 import { runAsync, runSync, settle, type Flow } from './steps.js';
 
 /** A gradient as callers hand it over: dense, sparse, or missing (skipped with a warning, as in TF). */
@@ -331,7 +331,7 @@ export abstract class Optimizer {
         missing.push(v);
         return;
       }
-      if (this.flavour === 'keras3' && this.built && !this.known.has(v.uid)) {
+      if (isNewStyle(this.flavour) && this.built && !this.known.has(v.uid)) {
         throw new KerasValueError(
           `The optimizer cannot recognize variable '${v.name}'. It was built on other variables; call build() with the full list of trainable variables before training.`,
         );

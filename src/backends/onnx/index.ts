@@ -66,7 +66,7 @@ export class OnnxBackend implements Backend {
   }
 
   async nadamDense(state: NadamState, grad: FloatTensor, c: NadamCoefficients): Promise<void> {
-    const kind: KernelKind = c.kind === 'tf-keras' ? 'dense-tf-keras' : 'dense-keras3';
+    const kind: KernelKind = c.kind === 'tf-keras' ? 'dense-tf-keras' : c.moments === 'decay-then-scatter' ? 'dense-tf-keras-new-sparse' : 'dense-keras3';
     checkState(kind, state, grad, state.variable.shape);
     const n = state.variable.size;
     if (n === 0) return;

@@ -9,6 +9,7 @@ import {
   NADAM_DENSE_KERAS3,
   NADAM_DENSE_TF_KERAS,
   NADAM_SPARSE_TF_KERAS,
+  NADAM_SPARSE_TF_KERAS_NEW,
   SCALE_DIV,
   SUM_OF_SQUARES,
 } from './kernels.js';
@@ -37,7 +38,8 @@ export class TypedArrayBackend implements Backend {
         c.lr, c.beta1, c.beta2, c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1,
         c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
     } else {
-      compileKernel(NADAM_DENSE_KERAS3, w.dtype)(w.data, m.data, v.data, grad.data, w.size,
+      const source = c.moments === 'decay-then-scatter' ? NADAM_SPARSE_TF_KERAS_NEW : NADAM_DENSE_KERAS3;
+      compileKernel(source, w.dtype)(w.data, m.data, v.data, grad.data, w.size,
         c.lr, c.oneMinusBeta1, c.oneMinusBeta2, c.uT1, c.oneMinusUT, c.oneMinusUProduct,
         c.oneMinusUProductNext, c.oneMinusBeta2Power, c.epsilon);
     }

@@ -83,6 +83,31 @@ export const NADAM_DENSE_KERAS3: KernelSource = {
   }`,
 };
 
+/**
+ * TF 2.11+ `Nadam.update_step` for a sparse gradient, given its unique rows made dense (G is +0 on
+ * untouched rows): m.assign_add(-m * (1 - beta_1)) then scatter_add(values * (1 - beta_1)), v likewise
+ * with square(values); m_hat uses the dense gradient, so every row of the variable moves. On an
+ * untouched row the added +0 changes nothing (m - m * c is never -0), which is why one loop serves all rows.
+ */
+export const NADAM_SPARSE_TF_KERAS_NEW: KernelSource = {
+  name: 'nadamSparseTfKerasNew',
+  params: ['W', 'M', 'V', 'G', 'n', 'lr', 'oneMinusBeta1', 'oneMinusBeta2', 'uT1', 'oneMinusUT',
+    'oneMinusUProduct', 'oneMinusUProductNext', 'oneMinusBeta2Power', 'epsilon'],
+  floatArrays: ['W', 'M', 'V', 'G'],
+  writes: ['W', 'M', 'V'],
+  body: `
+  for (let i = 0; i < n; i++) {
+    const g = G[i];
+    const m = R(R(M[i] - R(M[i] * oneMinusBeta1)) + R(g * oneMinusBeta1));
+    M[i] = m;
+    const v = R(R(V[i] - R(V[i] * oneMinusBeta2)) + R(R(g * g) * oneMinusBeta2));
+    V[i] = v;
+    const mHat = R(R(R(uT1 * m) / oneMinusUProductNext) + R(R(oneMinusUT * g) / oneMinusUProduct));
+    const vHat = R(v / oneMinusBeta2Power);
+    W[i] = R(W[i] - R(R(mHat * lr) / R(R(Math.sqrt(vHat)) + epsilon)));
+  }`,
+};
+
 /** Sum of squares accumulated in double, in element order (not rounded: the caller casts). */
 export const SUM_OF_SQUARES: KernelSource = {
   name: 'sumOfSquares',

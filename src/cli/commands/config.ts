@@ -23,7 +23,7 @@ const USAGE = `config show FILE [--json]
     a Keras 3 config.json or a parity fixture manifest; .h5 and .keras when their reader is registered),
     where it was found, its detected flavour and Keras release with the evidence, and the config exactly
     as Keras writes it. Exit: 0 read, 2 bad input (the error names the file and the JSON path).
-config convert FILE --to keras3|tf-keras|keras2 [--dialect D] [-o OUT]
+config convert FILE --to keras3|tf-keras|keras2|tf-keras-new [--dialect D] [-o OUT]
     Converts the optimizer to another flavour and writes the serialized optimizer as the target Keras
     writes it (stdout, or OUT written atomically); lists every change in behaviour on stderr.`;
 
@@ -55,7 +55,7 @@ async function show(file: string, json: boolean, io: Streams): Promise<number> {
 }
 
 async function convert(file: string, to: string | undefined, dialect: string | undefined, out: string | undefined, io: Streams): Promise<number> {
-  if (!isFlavour(to)) throw new KerasValueError(`--to must be keras3, tf-keras or keras2, got ${to === undefined ? 'nothing' : `'${to}'`}`);
+  if (!isFlavour(to)) throw new KerasValueError(`--to must be keras3, tf-keras, keras2 or tf-keras-new, got ${to === undefined ? 'nothing' : `'${to}'`}`);
   if (dialect !== undefined && !isDialect(dialect)) throw new KerasValueError(`--dialect must be one of ${Object.keys(LAYOUTS).join(', ')}, got '${dialect}'`);
   const found = await readOptimizerConfigFile(file);
   deserialize(found.document, { file, onWarning: () => {} });

@@ -3,13 +3,13 @@ import { parseArgs } from 'node:util';
 import { FormatError, KerasValueError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { exportNadamStep, nadamStepInputs, nadamStepOutputs } from '../../onnx/export.js';
-import { isFlavour } from '../../optimizers/flavour.js';
+import { FLAVOUR_LIST, isFlavour } from '../../optimizers/flavour.js';
 import { isFloatDType } from '../../tensor/dtype.js';
 import type { Command } from '../command.js';
 
 export const exportOnnx: Command = {
   name: 'export-onnx',
-  usage: `export-onnx -o OUT.onnx [--flavour tf-keras|keras2|keras3] [--dtype float16|float32|float64]
+  usage: `export-onnx -o OUT.onnx [--flavour tf-keras|keras2|keras3|tf-keras-new] [--dtype float16|float32|float64]
     Writes one Nadam step as a standalone ONNX model (IR 8, opset 17): inputs variable, gradient,
     m, v (rank 1), iterations, the schedule scalar and the hyperparameters; outputs the new state.
     Defaults: --flavour tf-keras --dtype float32. The file is replaced atomically.`,
@@ -26,7 +26,7 @@ export const exportOnnx: Command = {
     if (positionals.length > 0) throw new KerasValueError(`unexpected argument(s): ${positionals.join(' ')}`);
     if (!values.output) throw new KerasValueError('missing -o OUT.onnx (where to write the model)');
     const { flavour, dtype } = values;
-    if (!isFlavour(flavour)) throw new KerasValueError(`--flavour: unknown flavour '${flavour}'; expected tf-keras, keras2 or keras3`);
+    if (!isFlavour(flavour)) throw new KerasValueError(`--flavour: unknown flavour '${flavour}'; expected ${FLAVOUR_LIST}`);
     if (!isFloatDType(dtype)) throw new KerasValueError(`--dtype: unknown dtype '${dtype}'; expected float16, float32 or float64`);
     const out = resolve(values.output);
     const bytes = exportNadamStep({ flavour, dtype });

@@ -4,7 +4,7 @@ import { arith } from '../../tensor/arith.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import type { FloatTensor } from '../../tensor/tensor.js';
 import type { Variable } from '../../tensor/variable.js';
-import { isFlavour, type Flavour } from '../flavour.js';
+import { FLAVOUR_LIST, isFlavour, isNewStyle, type Flavour } from '../flavour.js';
 import { Optimizer, type PreparedGradient } from '../optimizer.js';
 import { isLearningRateSchedule, type LearningRateSchedule } from '../schedules.js';
 import { settle, type Flow } from '../steps.js';
@@ -15,13 +15,14 @@ import { refuseUnimplemented, validateClip, validateHyperparameters, type NadamH
 import { keras3Coefficients, nextUProduct } from './keras3.js';
 import { RECIPES, type NadamRecipe } from './recipes.js';
 import { tfKerasCoefficients } from './tfKeras.js';
+import { nextUProductTf211, tfKerasNewCoefficients } from './tfKerasNew.js';
 
 /**
  * Nadam's constructor arguments: the Keras config keys, snake_case exactly as Keras spells them
  * (with Keras's aliases `lr` and `schedule_decay`), plus kerasopt's own camelCase options.
  */
 export interface NadamOptions {
-  /** The step size, >= 0 (default 0.001; keras2: 0.002). A schedule only in the keras3 flavour, as in Keras. */
+  /** The step size, >= 0 (default 0.001; keras2: 0.002). A schedule only in the keras3 and tf-keras-new flavours, as in Keras. */
   learning_rate?: number | LearningRateSchedule;
   /** Legacy alias of learning_rate; when both are given, `lr` wins, as in TF. */
   lr?: number;
@@ -46,7 +47,7 @@ export interface NadamOptions {
   clipvalue?: number | null;
   /** Clip all gradients together to this global L2 norm (> 0); not in keras2. */
   global_clipnorm?: number | null;
-  /** Keras 3 keys kerasopt does not implement; any active value is refused with an error naming it. */
+  /** Keras 3 / TF 2.11+ keys kerasopt does not implement; any active value is refused with an error naming it. */
   weight_decay?: number | null;
   use_ema?: boolean;
   ema_momentum?: number;
@@ -87,7 +88,7 @@ export class Nadam extends Optimizer {
 
   constructor(options: NadamOptions = {}) {
     const flavour = options.flavour ?? 'tf-keras';
-    if (!isFlavour(flavour)) throw new KerasValueError(`unknown flavour '${String(flavour)}'; expected tf-keras, keras2 or keras3`);
+    if (!isFlavour(flavour)) throw new KerasValueError(`unknown flavour '${String(flavour)}'; expected ${FLAVOUR_LIST}`);
     const recipe = RECIPES[flavour];
     const clip = {
       clipnorm: validateClip('clipnorm', options.clipnorm),
@@ -113,7 +114,8 @@ export class Nadam extends Optimizer {
     });
     validateHyperparameters(this.hyperparameters, flavour);
     const lr = this.hyperparameters.learning_rate;
-    if (flavour === 'keras3' && !isLearningRateSchedule(lr)) this.learningRateVar = this.addWeight('learning_rate', [], 'float32', lr);
+    // Keras 3 saves its float32 learning_rate variable; TF 2.11+ keeps it out of `variables`.
+    if (isNewStyle(flavour) && !isLearningRateSchedule(lr)) this.learningRateVar = this.addWeight('learning_rate', [], 'float32', lr, flavour === 'keras3');
   }
 
   /**
@@ -159,6 +161,14 @@ export class Nadam extends Optimizer {
 
   protected createSlots(fresh: readonly Variable[], first: boolean): void {
     const [a, b] = this.recipe.slotNames;
+    if (this.recipe.flavour === 'tf-keras-new') { // build(): m then v per variable (interleaved), u_product unsaved
+      if (first) this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
+      for (const v of fresh) {
+        this.addSlot(v, a);
+        this.addSlot(v, b);
+      }
+      return;
+    }
     if (first && this.recipe.flavour !== 'keras3') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
     for (const v of fresh) this.addSlot(v, a);
     for (const v of fresh) this.addSlot(v, b);
@@ -167,6 +177,7 @@ export class Nadam extends Optimizer {
 
   protected *updateStep(items: readonly PreparedGradient[]): Flow<void> {
     if (this.recipe.flavour === 'keras3') yield* this.keras3Step(items);
+    else if (this.recipe.flavour === 'tf-keras-new') yield* this.tfKerasNewStep(items);
     else yield* this.tfKerasStep(items);
   }
 
@@ -178,6 +189,18 @@ export class Nadam extends Optimizer {
       refuseUnimplemented('use_ema', o.use_ema, false);
       refuseUnimplemented('loss_scale_factor', o.loss_scale_factor ?? undefined, undefined);
       refuseUnimplemented('gradient_accumulation_steps', o.gradient_accumulation_steps ?? undefined, undefined);
+      return;
+    }
+    if (flavour === 'tf-keras-new') {
+      // TF 2.11 refuses only this pair; with clipvalue too, clipnorm (then global_clipnorm) wins, as in _clip_gradients.
+      if (clip.clipnorm !== null && clip.global_clipnorm !== null) {
+        throw new KerasValueError(`At most one of clipnorm and global_clipnorm can be set. Received: clipnorm=${clip.clipnorm}, global_clipnorm=${clip.global_clipnorm}.`);
+      }
+      refuseUnimplemented('weight_decay', o.weight_decay ?? undefined, undefined);
+      refuseUnimplemented('use_ema', o.use_ema, false);
+      for (const key of ['loss_scale_factor', 'gradient_accumulation_steps'] as const) {
+        if (o[key] !== undefined && o[key] !== null) throw new KerasValueError(`${key} is a Keras 3 option; the TF 2.11-2.15 Nadam (tf-keras-new) does not take it`, 'UNSUPPORTED_FEATURE');
+      }
       return;
     }
     for (const key of ['weight_decay', 'use_ema', 'ema_momentum', 'ema_overwrite_frequency', 'loss_scale_factor', 'gradient_accumulation_steps', 'jit_compile', 'is_legacy_optimizer'] as const) {
@@ -237,6 +260,32 @@ export class Nadam extends Optimizer {
         lr, beta_1: h.beta_1, beta_2: h.beta_2, epsilon: h.epsilon, iterations: this.iterations, uProduct,
       });
       yield* settle(this.backend.nadamDense(this.stateOf(item.variable), item.dense!, c));
+    }
+  }
+
+  /**
+   * TF 2.11-2.15: the first variable's update_step multiplies u_product by u_t in that variable's
+   * dtype (later ones read it back); every variable then uses Keras 3's per-element math, or the
+   * decay-then-scatter moments for a sparse gradient (its unique rows made dense).
+   */
+  private *tfKerasNewStep(items: readonly PreparedGradient[]): Flow<void> {
+    const h = this.hyperparameters;
+    const schedule = this.schedule!;
+    for (const { variable } of items) {
+      if (variable.dtype !== schedule.dtype) {
+        throw new KerasValueError(`variable '${variable.name}' is ${variable.dtype} but u_product is ${schedule.dtype} (the dtype of the first variable Nadam was built on): TF 2.11+ Nadam fails on mixed dtypes (u_product * u_t)`);
+      }
+    }
+    const dtype = schedule.dtype as FloatDType;
+    const uProduct = nextUProductTf211(arith(dtype), schedule.value.get(0), h.beta_1, this.iterations);
+    schedule.value.set(0, uProduct);
+    const lr = this.stored('learning_rate', this.learningRateValue());
+    const inputs = { lr, beta_1: h.beta_1, beta_2: h.beta_2, epsilon: h.epsilon, iterations: this.iterations, uProduct };
+    for (const item of items) {
+      const state = this.stateOf(item.variable);
+      const c = tfKerasNewCoefficients(arith(dtype), inputs, item.rows !== undefined);
+      const grad = item.rows ? yield* settle(this.backend.scatterRows(item.rows, item.variable.shape)) : item.dense!;
+      yield* settle(this.backend.nadamDense(state, grad, c));
     }
   }
 

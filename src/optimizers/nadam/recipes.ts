@@ -12,9 +12,9 @@ export interface NadamRecipe {
   readonly slotNames: readonly [first: string, second: string];
   /** The scalar that carries the momentum-schedule product between steps. */
   readonly scheduleWeight: 'momentum_cache' | 'm_schedule' | 'u_product';
-  /** Keras 2 keeps m_schedule out of `weights`, so it is never saved. */
+  /** Keras 2 keeps m_schedule out of `weights`, TF 2.11+ u_product out of `variables`: never saved. */
   readonly scheduleSaved: boolean;
-  /** TF's sparse path (unique rows) or sparse gradients made dense first. */
+  /** TF's sparse paths (duplicates summed into unique rows first) or sparse gradients made dense first. */
   readonly sparseUpdate: 'unique-rows' | 'dense';
   /**
    * Hyperparameters that Keras holds in float32 variables and casts to the variable's dtype (so a
@@ -56,6 +56,17 @@ export const RECIPES: Readonly<Record<Flavour, NadamRecipe>> = {
     scheduleWeight: 'u_product',
     scheduleSaved: true,
     sparseUpdate: 'dense',
+    float32Hypers: new Set(['learning_rate']),
+  },
+  'tf-keras-new': {
+    flavour: 'tf-keras-new',
+    defaultLearningRate: 0.001,
+    defaultName: 'Nadam',
+    iterationsName: 'iteration',
+    slotNames: ['m', 'v'],
+    scheduleWeight: 'u_product',
+    scheduleSaved: false,
+    sparseUpdate: 'unique-rows',
     float32Hypers: new Set(['learning_rate']),
   },
 };
