@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOptimizerState, reconstructMSchedule, type KerasOptimizerState } from '../src/formats/index.js';
+import { readOptimizerState, reconstructMSchedule, reconstructUProduct, type KerasOptimizerState } from '../src/formats/index.js';
 import { sameBits } from '../src/formats/state.js';
 import { arith } from '../src/index.js';
 import { generatorMissing, h5pyDump, makeKerasFiles, tensorOfDump, type MadeFile } from './helpers/kerasFiles.js';
@@ -19,7 +19,7 @@ function h5pyPath(state: KerasOptimizerState, name: string): string {
 }
 
 describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test helper in Keras layouts)', () => {
-  const h5Files = ['tf_keras_h5py2.h5', 'tf_keras_h5py3.h5', 'tf_keras_f64.h5', 'tf_keras_f16.h5', 'tf_keras_chunked.h5', 'keras2_2.2.4.h5', 'keras2_2.3.1.h5', 'keras3.weights.h5', 'keras3_nested.weights.h5'];
+  const h5Files = ['tf_keras_h5py2.h5', 'tf_keras_h5py3.h5', 'tf_keras_f64.h5', 'tf_keras_f16.h5', 'tf_keras_chunked.h5', 'keras2_2.2.4.h5', 'keras2_2.3.1.h5', 'keras3.weights.h5', 'keras3_nested.weights.h5', 'tf_keras_new.h5', 'tf_keras_new_f64.h5'];
 
   it.each(h5Files)('%s: every weight and model variable equals h5py reading, bit for bit', async (name) => {
     const info = f(name);
@@ -89,6 +89,27 @@ describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test he
     expect(saved.keras2Layout).toBe('2.3');
     expect(saved.schedule.reconstructed).toBe(false);
     expect(saved.schedule.value.get(0)).toBe(f('keras2_2.3.1.h5').m_schedule);
+  });
+
+  it('TF 2.11-2.15 .h5: iteration, then m and v interleaved per variable, tied by name; u_product reconstructed and said so', async () => {
+    for (const [name, dtype] of [['tf_keras_new.h5', 'float32'], ['tf_keras_new_f64.h5', 'float64']] as const) {
+      const info = f(name);
+      const state = await readOptimizerState(info.file);
+      expect([state.format, state.flavour, state.className, state.kerasVersion]).toEqual(['tf-keras-new-h5', 'tf-keras-new', 'Custom>Nadam', '2.11.0']);
+      expect(state.weights.map((w) => w.name).slice(0, 3)).toEqual(['iteration:0', 'Nadam/m/dense/kernel:0', 'Nadam/v/dense/kernel:0']);
+      expect(state.slots.slice(0, 4).map((s) => [s.variable, s.slot])).toEqual([['dense/kernel', 'm'], ['dense/kernel', 'v'], ['dense/bias', 'm'], ['dense/bias', 'v']]);
+      expect(state.variables.map((v) => v.name)).toEqual(['dense/kernel', 'dense/bias', 'dense_1/kernel', 'dense_1/bias']);
+      expect(state.schedule).toMatchObject({ name: 'u_product', reconstructed: true });
+      expect(state.schedule.value.dtype).toBe(dtype);
+      expect(state.notes.join(' ')).toMatch(/u_product is not saved by TF 2\.11-2\.15 .*reconstructed .*TF itself restarts it at 1\.0/);
+      const ours = state.schedule.value.get(0);
+      expect(ours).toBe(reconstructUProduct(0.9, info.iterations!, dtype));
+      // against numpy's own ops in the helper (exact powers rounded once, see keras_files.py): no ulp apart
+      const ulps = dtype === 'float32'
+        ? Math.abs(new Int32Array(new Float32Array([ours]).buffer)[0]! - new Int32Array(new Float32Array([info.u_product!]).buffer)[0]!)
+        : Number(new BigInt64Array(new Float64Array([ours]).buffer)[0]! - new BigInt64Array(new Float64Array([info.u_product!]).buffer)[0]!);
+      expect(ulps, name).toBe(0);
+    }
   });
 
   it('Keras 3 .keras archive: config from config.json, weights from model.weights.h5', async () => {

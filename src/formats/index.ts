@@ -6,6 +6,6 @@ import './configSource.js';
 export { readOptimizerState, type ReadStateOptions } from './read.js';
 export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js';
 export { optimizerFromState } from './restore.js';
-export { reconstructMSchedule } from './kerasH5.js';
+export { reconstructMSchedule, reconstructUProduct } from './kerasH5.js';
 export type { ArchiveLimits } from './archive.js';
 export type { KerasFileFormat, KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from './state.js';

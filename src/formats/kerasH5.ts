@@ -1,6 +1,8 @@
 import { FormatError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
+import { detectDialect } from '../config/detect.js';
 import { tfKerasCoefficients } from '../optimizers/nadam/tfKeras.js';
+import { nextUProductTf211 } from '../optimizers/nadam/tfKerasNew.js';
 import { arith } from '../tensor/arith.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { sameShape, shapeToString, Tensor } from '../tensor/tensor.js';
@@ -70,7 +72,7 @@ export function readTrainingConfig(h: H5File): Record<string, unknown> | null {
   return parseStoredJson(text, h.label, 'attribute training_config');
 }
 
-/** Reads the optimizer state of a tf.keras or standalone Keras 2 HDF5 model file. */
+/** Reads the optimizer state of a tf.keras (optimizer_v2 or TF 2.11-2.15) or standalone Keras 2 HDF5 model file. */
 export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerState {
   const label = h.label;
   const training = readTrainingConfig(h);
@@ -84,7 +86,8 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
     throw new FormatError(label, 'training_config has no optimizer_config {class_name, config}');
   }
   const className = optimizerConfig.class_name;
-  if (className.toLowerCase() !== 'nadam') throw new FormatError(label, `training_config.optimizer_config has class_name '${className}'; kerasopt reads Nadam state only`);
+  // TF 2.11-2.15 save the registered name of their Nadam, 'Custom>Nadam'.
+  if (className.toLowerCase().replace(/^custom>/, '') !== 'nadam') throw new FormatError(label, `training_config.optimizer_config has class_name '${className}'; kerasopt reads Nadam state only`);
   const config = optimizerConfig.config as Record<string, unknown>;
 
   const names = readNameList(h, 'optimizer_weights', 'weight_names');
@@ -111,7 +114,11 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
     return keras2State(label, config, className, kerasVersion, weights, model, iterations, stringStyle);
   }
   if (first.endsWith('iteration')) {
-    throw new FormatError(label, `optimizer_weights were written by a TF 2.11+ / Keras 3 optimizer (first weight '${names[0]}'): kerasopt does not read that layout in .h5 files (its m and v are interleaved and TF 2.11+ does not save u_product); save the model as .keras or .weights.h5 with Keras 3`);
+    const second = weights[1] ? stripIndex(weights[1].name) : '';
+    if (detectDialect(config).flavour === 'tf-keras-new' && !second.endsWith('learning_rate')) {
+      return tfKerasNewState(label, config, className, kerasVersion, weights, model, iterations, stringStyle);
+    }
+    throw new FormatError(label, `optimizer_weights were written by a Keras 3 optimizer or one kerasopt cannot place (first weight '${names[0]}', second '${weights[1]?.name ?? 'none'}', config without TF 2.11-2.15's jit_compile / is_legacy_optimizer): kerasopt reads the TF 2.11-2.15 layout of .h5 files (iteration, then m and v of each variable in turn); save a Keras 3 model as .keras or .weights.h5`);
   }
   throw new FormatError(label, `first optimizer weight '${names[0]}' is neither tf.keras's iter nor Keras 2's iterations`);
 }
@@ -202,6 +209,74 @@ function keras2State(
     file: label, format: 'keras2-h5', flavour: 'keras2' satisfies Flavour, kerasVersion, className, config, iterations, weights, slots, variables,
     schedule, stringStyle, keras2Layout: saved ? '2.3' : '2.2', notes,
   };
+}
+
+/**
+ * TF 2.11-2.15 (tf_keras/optimizers/nadam.py): `variables` is [iteration, m/<var>, v/<var>, ...], m and v
+ * interleaved per variable as build() creates them; u_product is a plain tf.Variable outside that list,
+ * so it is not saved, nor is the learning_rate variable. Slots are tied to model variables by name
+ * ('<optimizer>/m/<variable>:0' or 'm/<variable>:0'), shapes and dtypes checked.
+ */
+function tfKerasNewState(
+  label: string,
+  config: Record<string, unknown>,
+  className: string,
+  kerasVersion: string | null,
+  weights: StoredWeight[],
+  model: ModelVariable[],
+  iterations: number,
+  stringStyle: 'fixed' | 'vlen',
+): KerasOptimizerState {
+  const slotWeights = weights.slice(1);
+  if (slotWeights.length === 0 || slotWeights.length % 2 !== 0) {
+    throw new FormatError(label, `a TF 2.11+ Nadam saves iteration then m and v per variable; this file has ${slotWeights.length} weights after '${weights[0]!.name}'`);
+  }
+  const slots: SlotState[] = slotWeights.map((w, k) => {
+    const slot = k % 2 === 0 ? 'm' : 'v';
+    const path = stripIndex(w.name);
+    const owner = model
+      .filter((v) => path === `${slot}/${v.name}` || path.endsWith(`/${slot}/${v.name}`))
+      .sort((a, b) => b.name.length - a.name.length)[0];
+    if (!owner) {
+      throw new FormatError(label, `optimizer weight '${w.name}' (weight ${k + 2}) should be the ${slot} slot of a model variable, named '<optimizer>/${slot}/<variable>:0' (TF 2.11+ interleaves m and v per variable), but no model variable matches`);
+    }
+    if (!sameShape(owner.value.shape, w.value.shape) || owner.value.dtype !== w.value.dtype) {
+      throw new FormatError(label, `optimizer weight '${w.name}' is ${w.value.dtype}${shapeToString(w.value.shape)} but model variable '${owner.name}' is ${owner.value.dtype}${shapeToString(owner.value.shape)}`);
+    }
+    return { variable: owner.name, slot, weightName: w.name, value: w.value };
+  });
+  const variables: ModelVariable[] = [];
+  for (let k = 0; k < slots.length; k += 2) {
+    const [m, v] = [slots[k]!, slots[k + 1]!];
+    if (m.variable !== v.variable || variables.some((x) => x.name === m.variable)) {
+      throw new FormatError(label, `optimizer weights '${m.weightName}' and '${v.weightName}' are not in TF 2.11+ Nadam order (iteration, then m and v of each variable in turn, each variable once)`);
+    }
+    variables.push(model.find((x) => x.name === m.variable)!);
+  }
+  const dtype = slots[0]!.value.dtype as FloatDType;
+  if (!dtype.startsWith('float')) throw new FormatError(label, `optimizer weight '${slots[0]!.weightName}' is ${dtype}, expected a float dtype`);
+  const beta1 = typeof config.beta_1 === 'number' ? config.beta_1 : 0.9;
+  return {
+    file: label, format: 'tf-keras-new-h5', flavour: 'tf-keras-new', kerasVersion, className, config, iterations, weights, slots, variables,
+    schedule: { name: 'u_product', value: Tensor.scalar(reconstructUProduct(beta1, iterations, dtype), dtype), reconstructed: true },
+    stringStyle,
+    notes: [
+      'slots tied to model variables by name, shapes checked',
+      `u_product is not saved by TF 2.11-2.15 (it is not among optimizer.variables): reconstructed as the ${dtype} product of u_1..u_${iterations} from iterations and beta_1, op by op as TF's update_step computes it, with kerasopt's arithmetic (TF itself restarts it at 1.0 when it loads this file)`,
+      'learning_rate is not saved by TF 2.11-2.15 either: it comes from the config',
+    ],
+  };
+}
+
+/**
+ * TF 2.11-2.15's u_product after `iterations` steps: u_product * u_t for t = 1..iterations in the
+ * dtype of the first variable, exactly as the optimizer's first update_step of each step does.
+ */
+export function reconstructUProduct(beta1: number, iterations: number, dtype: FloatDType = 'float32'): number {
+  const a = arith(dtype);
+  let u = a.cast(1);
+  for (let k = 0; k < iterations && u !== 0; k++) u = nextUProductTf211(a, u, beta1, k);
+  return u;
 }
 
 /**

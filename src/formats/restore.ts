@@ -6,7 +6,7 @@ import type { KerasOptimizerState } from './state.js';
 /**
  * Rebuilds a Nadam of the file's flavour from a read state: the model variables (with the file's
  * values) and an optimizer built on them whose weights equal the file's, bit for bit. For Keras 2.2
- * files the unsaved m_schedule is set to the state's reconstruction.
+ * and TF 2.11-2.15 files the unsaved m_schedule / u_product is set to the state's reconstruction.
  */
 export function optimizerFromState(
   state: KerasOptimizerState,
@@ -22,5 +22,6 @@ export function optimizerFromState(
   }
   optimizer.setWeights(weights);
   if (state.flavour === 'keras2') optimizer.getWeight('m_schedule').assign(state.schedule.value);
+  if (state.flavour === 'tf-keras-new') optimizer.getWeight('u_product').assign(state.schedule.value);
   return { optimizer, variables };
 }

@@ -3,8 +3,11 @@ import { FormatError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
 import { sameShape, shapeToString, type Tensor } from '../tensor/tensor.js';
 
-/** The Keras file layouts kerasopt reads and writes. */
-export type KerasFileFormat = 'tf-keras-h5' | 'keras2-h5' | 'keras3-weights-h5' | 'keras3-archive';
+/**
+ * The Keras file layouts kerasopt reads and writes: tf.keras optimizer_v2 .h5, standalone Keras 2 .h5,
+ * TF 2.11-2.15 new-optimizer .h5 (`tf-keras-new-h5`), Keras 3 .weights.h5 and .keras.
+ */
+export type KerasFileFormat = 'tf-keras-h5' | 'keras2-h5' | 'tf-keras-new-h5' | 'keras3-weights-h5' | 'keras3-archive';
 
 /** One model variable as the file stores it. */
 export interface ModelVariable {
@@ -48,7 +51,7 @@ export interface KerasOptimizerState {
   readonly slots: readonly SlotState[];
   /** The model variables that own slots, in the optimizer's order. */
   readonly variables: readonly ModelVariable[];
-  /** The momentum-schedule scalar (momentum_cache, m_schedule or u_product). */
+  /** The momentum-schedule scalar (momentum_cache, m_schedule or u_product); `reconstructed` when the file does not save it. */
   readonly schedule: { readonly name: string; readonly value: Tensor; readonly reconstructed: boolean };
   /** How the file stores strings, so that a write keeps the style. */
   readonly stringStyle: 'fixed' | 'vlen' | null;

@@ -18,7 +18,7 @@ import { parseStoredJson, sameBits, type KerasFileFormat, type KerasOptimizerSta
 export interface SaveOptions extends ArchiveLimits {
   /**
    * The layout to write (default: the existing file's; for a new file, from the extension:
-   * `.weights.h5` Keras 3, other `.h5` the optimizer's flavour).
+   * `.weights.h5` Keras 3, other `.h5` the optimizer's flavour: tf.keras, Keras 2 or TF 2.11-2.15 layout).
    */
   format?: KerasFileFormat;
   /** Names for the optimizer weights in order (default: Keras's, from the optimizer and variable names). */
@@ -45,6 +45,7 @@ export interface SaveOptions extends ArchiveLimits {
 const FORMAT_FLAVOUR: Record<KerasFileFormat, string> = {
   'tf-keras-h5': 'tf-keras',
   'keras2-h5': 'keras2',
+  'tf-keras-new-h5': 'tf-keras-new',
   'keras3-weights-h5': 'keras3',
   'keras3-archive': 'keras3',
 };
@@ -64,7 +65,7 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
   if (!optimizer.built) throw new KerasValueError(`optimizer ${optimizer.name} has no slots yet: build it on its variables (or take a step) before saving`);
   const exists = existsSync(file);
   const kind = exists ? sniff(file) : null;
-  const format = options.format ?? (exists ? await formatOf(file, kind!) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : 'tf-keras-h5');
+  const format = options.format ?? (exists ? await formatOf(file, kind!) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
   if (FORMAT_FLAVOUR[format] !== optimizer.flavour) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOUR[format]} state)`);
   const weights = weightsToWrite(optimizer, format, options);
   if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);
@@ -100,6 +101,7 @@ function legacyOrKeras3(h: H5File): KerasFileFormat {
   if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') return 'keras3-weights-h5';
   const names = h.kind('optimizer_weights') === 'group' ? readNameList(h, 'optimizer_weights', 'weight_names') : null;
   if (names?.[0]?.replace(/:\d+$/, '').endsWith('iterations')) return 'keras2-h5';
+  if (names?.[0]?.replace(/:\d+$/, '').endsWith('iteration')) return 'tf-keras-new-h5';
   const version = h.stringAttribute('/', 'keras_version');
   return typeof version === 'string' && /^2\.[0-3]\.\d+$/.test(version) && !names ? 'keras2-h5' : 'tf-keras-h5';
 }
@@ -113,6 +115,15 @@ export function weightsToWrite(optimizer: Nadam, format: KerasFileFormat, option
     list = all.map((v, i) => ({ name: `optimizer/vars/${i}`, value: v.value }));
   } else if (format === 'tf-keras-h5') {
     list = all.map((v) => ({ name: `${prefix}/${v.name}:0`, value: v.value }));
+  } else if (format === 'tf-keras-new-h5') {
+    // TF 2.11+: 'iteration' is made outside any name scope, the slots in build() under the optimizer's
+    // name scope as '<slot>/<variable>' (kerasopt names a slot '<variable>/<slot>').
+    const [iterations, ...slots] = all;
+    list = [{ name: 'iteration:0', value: iterations!.value }];
+    for (const v of slots) {
+      const cut = v.name.lastIndexOf('/');
+      list.push({ name: `${prefix}/${v.name.slice(cut + 1)}/${v.name.slice(0, cut)}:0`, value: v.value });
+    }
   } else {
     const [iterations, ...slots] = all;
     const n = slots.length / 2;
@@ -138,7 +149,10 @@ function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], forma
   const style = h.attributeNames('/').includes('training_config')
     ? (h.attributeInfo('/', 'training_config').vlen ? 'vlen' : 'fixed')
     : (options.stringStyle ?? (format === 'keras2-h5' ? 'fixed' : 'vlen'));
-  const optimizerConfig = { class_name: 'Nadam', config: optimizer.getConfig() };
+  // An existing file, or the state given as template, keeps its class name (TF 2.11-2.15 save 'Custom>Nadam', the registered name).
+  const stored = typeof existing?.optimizer_config === 'object' && existing.optimizer_config !== null ? (existing.optimizer_config as { class_name?: unknown }).class_name : undefined;
+  const className = stored ?? options.like?.className;
+  const optimizerConfig = { class_name: typeof className === 'string' && /^(custom>)?nadam$/i.test(className) ? className : 'Nadam', config: optimizer.getConfig() };
   const sameConfig = existing !== null && dumpsPython(existing.optimizer_config) === dumpsPython(optimizerConfig);
   if (!sameConfig) {
     const training = existing

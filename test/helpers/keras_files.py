@@ -4,6 +4,9 @@ These files are NOT Keras output. Each is "made by kerasopt's test helper in the
 following the sources read for the layouts:
   - tf.keras 2.x  tensorflow/python/keras/saving/hdf5_format.py (save_model_to_hdf5,
     save_optimizer_weights_to_hdf5_group, save_attributes_to_hdf5_group) and saving_utils.model_metadata;
+  - tf.keras 2.11-2.15  tf_keras/saving/legacy/hdf5_format.py (save_optimizer_weights_to_hdf5_group takes
+    optimizer.variables for the new optimizers) and tf_keras/optimizers/optimizer.py (iteration, then
+    add_variable_from_reference's '<slot>/<variable>' m and v per variable; u_product is not in variables);
   - Keras 2.2.4 / 2.3  keras/engine/saving.py (_serialize_model) and keras/utils/io_utils.py (H5Dict);
   - Keras 3  keras/src/saving/saving_lib.py (H5IOStore, H5Entry, _save_state) and Optimizer.save_own_variables.
 
@@ -19,6 +22,7 @@ import json
 import os
 import sys
 import zipfile
+from fractions import Fraction
 
 import h5py
 import numpy as np
@@ -166,6 +170,48 @@ def keras2_file(path, rng, version, iterations=5):
             'm_schedule': float(m_schedule), 'm_schedule_saved': version.startswith('2.3')}
 
 
+def u_product_tf211(iterations, beta_1, dtype):
+    """TF 2.11's u_product: u *= beta_1 * (1 - 0.5 * 0.96^t), beta_1 and 0.96 via float32, numpy's own ops.
+
+    Powers are exact rationals rounded to the dtype (float32 through float64: a double rounding that only
+    a near-tie could notice), i.e. the correctly rounded pow kerasopt promises, not libm's."""
+    t_ = dtype.type
+    u = t_(1)
+    b1, base = t_(F32(beta_1)), t_(F32(0.96))
+    for k in range(iterations):
+        power = t_(float(Fraction(float(base)) ** (k + 1)))
+        u = t_(u * (b1 * (t_(1) - t_(0.5) * power)))
+    return u
+
+
+def tf_keras_new_file(path, rng, dtype='float32', iterations=9):
+    layers = [('dense', (3, 4)), ('dense_1', (4, 2))]
+    model = dense_model(rng, layers, dtype)
+    variables = [(w, v) for _, ws in model for w, v in ws]
+    training = {'loss': 'mse', 'metrics': None, 'weighted_metrics': None, 'loss_weights': None,
+                'optimizer_config': {'class_name': 'Custom>Nadam', 'config': {
+                    'name': 'Nadam', 'weight_decay': None, 'clipnorm': None, 'global_clipnorm': None, 'clipvalue': None,
+                    'use_ema': False, 'ema_momentum': 0.99, 'ema_overwrite_frequency': None, 'jit_compile': False,
+                    'is_legacy_optimizer': False, 'learning_rate': float(F32(0.001)), 'beta_1': 0.9, 'beta_2': 0.999,
+                    'epsilon': 1e-07}}}
+    with h5py.File(path, 'w') as f:
+        f.attrs['keras_version'] = '2.11.0'
+        f.attrs['backend'] = 'tensorflow'
+        put_attr(f, 'model_config', json.dumps(model_config(layers, dtype)).encode('utf8'), 'h5py3')
+        put_attr(f, 'training_config', json.dumps(training).encode('utf8'), 'h5py3')
+        write_model_weights(f, model, '2.11.0', 'h5py3')
+        weights = [('iteration:0', np.array(iterations, dtype=np.int64))]
+        for w, v in variables:
+            weights.append(('Nadam/m/%s' % w, rng.standard_normal(v.shape).astype(dtype)))
+            weights.append(('Nadam/v/%s' % w, np.abs(rng.standard_normal(v.shape)).astype(dtype)))
+        g = f.create_group('optimizer_weights')
+        save_name_list(g, 'weight_names', [n.encode('utf8') for n, _ in weights], 'h5py3')
+        for n, v in weights:
+            put_dataset(g, n, v)
+    return {'flavour': 'tf-keras-new', 'iterations': iterations, 'slots': 2 * len(variables),
+            'u_product': float(u_product_tf211(iterations, 0.9, np.dtype(dtype)))}
+
+
 def keras3_weights(h5file, rng, iterations=4):
     layers = [('dense', (3, 4)), ('dense_1', (4, 2))]
     model = dense_model(rng, layers, 'float32')
@@ -264,6 +310,9 @@ def make(out):
         put_attr(f, 'model_config', json.dumps(model_config(layers, 'float32')).encode('utf8'), 'h5py3')
         write_model_weights(f, dense_model(rng, layers, 'float32'), '2.4.0', 'h5py3')
     manifest['no_optimizer.h5'] = {'file': os.path.join(out, 'no_optimizer.h5'), 'flavour': None}
+    entry('tf_keras_new.h5', tf_keras_new_file(os.path.join(out, 'tf_keras_new.h5'), rng), 'tf.keras 2.11 (new optimizer)')
+    entry('tf_keras_new_f64.h5', tf_keras_new_file(os.path.join(out, 'tf_keras_new_f64.h5'), rng, 'float64', 40),
+          'tf.keras 2.11 (new optimizer, float64 model)')
     for m in manifest.values():
         m.pop('layers', None)
     print(json.dumps(manifest))
