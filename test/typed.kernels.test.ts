@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { compileKernel, type KernelSource } from '../src/backends/typed/codegen.js';
-import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS, SCALE_DIV } from '../src/backends/typed/kernels.js';
+import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS, NADAM_SPARSE_TF_KERAS_NEW, SCALE_DIV } from '../src/backends/typed/kernels.js';
 import { CHUNK, SIMD_MIN_ELEMENTS, simdKernel, translateToF32x4 } from '../src/backends/typed/simd.js';
 import { Float32Arena, TypedArrayBackend } from '../src/backends/typed/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -82,14 +82,14 @@ function runBoth(source: KernelSource, n: number, scalars: number[], placement: 
 
 describe('float32 dense kernels: wasm f32x4 against Math.fround', () => {
   test('wasm SIMD is available here, so the fast path is really under test', () => {
-    for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3]) {
+    for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3, NADAM_SPARSE_TF_KERAS_NEW]) {
       expect(translateToF32x4(source)).toHaveProperty('spec');
       expect(simdKernel(source, compileKernel(source, 'float32', { simd: false }))).not.toBeNull();
       expect(compileKernel(source, 'float32')).not.toBe(compileKernel(source, 'float32', { simd: false }));
     }
   });
 
-  for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3]) {
+  for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3, NADAM_SPARSE_TF_KERAS_NEW]) {
     test(`${source.name}: identical bits on salted random data, sizes around the vector width and chunk size`, () => {
       const sizes = [0, 1, 3, SIMD_MIN_ELEMENTS - 1, SIMD_MIN_ELEMENTS, SIMD_MIN_ELEMENTS + 3, 1001, CHUNK, CHUNK + 5, 2 * CHUNK + 13];
       for (const n of sizes) {
@@ -118,7 +118,7 @@ describe('float32 dense kernels: wasm f32x4 against Math.fround', () => {
     });
   }
 
-  for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3]) {
+  for (const source of [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3, NADAM_SPARSE_TF_KERAS_NEW]) {
     test(`${source.name}: in place in a Float32Arena (tails of 0-3 elements, neighbours untouched), or half in one`, () => {
       for (const n of [SIMD_MIN_ELEMENTS, SIMD_MIN_ELEMENTS + 1, 1001, 1002, CHUNK + 3]) {
         for (const placement of ['arena', 'half-in-arena'] as const) {
