@@ -112,6 +112,19 @@ describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test he
     }
   });
 
+  it('TF 2.13-2.15 .keras archive with a TF 2.11+ Nadam: optimizer/vars is iteration then m and v interleaved; u_product reconstructed', async () => {
+    const info = f('tf_keras_new.keras');
+    const state = await readOptimizerState(info.file);
+    expect([state.format, state.flavour, state.kerasVersion, state.iterations]).toEqual(['keras3-archive', 'tf-keras-new', '2.13.1', 11]);
+    expect(state.slots.slice(0, 4).map((s) => [s.variable, s.slot, s.weightName])).toEqual([
+      ['layers/dense/vars/0', 'm', 'optimizer/vars/1'], ['layers/dense/vars/0', 'v', 'optimizer/vars/2'],
+      ['layers/dense/vars/1', 'm', 'optimizer/vars/3'], ['layers/dense/vars/1', 'v', 'optimizer/vars/4'],
+    ]);
+    expect(state.schedule).toMatchObject({ name: 'u_product', reconstructed: true });
+    expect(state.schedule.value.get(0)).toBe(info.u_product);
+    expect(state.config).toMatchObject({ name: 'Nadam', jit_compile: false });
+  });
+
   it('Keras 3 .keras archive: config from config.json, weights from model.weights.h5', async () => {
     const info = f('keras3.keras');
     const state = await readOptimizerState(info.file);

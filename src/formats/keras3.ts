@@ -1,7 +1,9 @@
+import { detectDialect } from '../config/detect.js';
 import { FormatError } from '../errors.js';
-import { shapeToString } from '../tensor/tensor.js';
+import type { FloatDType } from '../tensor/dtype.js';
+import { shapeToString, Tensor } from '../tensor/tensor.js';
 import type { H5File } from './hdf5.js';
-import type { ReadOptions } from './kerasH5.js';
+import { reconstructUProduct, type ReadOptions } from './kerasH5.js';
 import { tieByPosition, type KerasFileFormat, type KerasOptimizerState, type ModelVariable, type StoredWeight } from './state.js';
 
 /** Keras 3's to_snake_case, which names the entries of the saved `layers` list. */
@@ -96,6 +98,7 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
   });
   const opt = optimizerFromModelConfig(ctx.modelConfig);
   if (opt && opt.class_name.toLowerCase() !== 'nadam') throw new FormatError(label, `compile_config.optimizer has class_name '${opt.class_name}'; kerasopt reads Nadam state only`);
+  if (opt && detectDialect(opt.config).flavour === 'tf-keras-new') return tfKerasNewWeights(h, ctx, weights, opt, opts);
   const notes: string[] = [];
   const hasLearningRate = weights.length % 2 === 1;
   const head = hasLearningRate ? 2 : 1;
@@ -120,5 +123,48 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
     file: label, format: ctx.format, flavour: 'keras3', kerasVersion: ctx.kerasVersion, className: opt?.class_name ?? 'Nadam', config,
     iterations: Number(iteration.value.data[0]), weights, slots, variables,
     schedule: { name: 'u_product', value: uProduct.value, reconstructed: false }, stringStyle: null, notes,
+  };
+}
+
+/**
+ * A TF 2.13-2.15 `.keras` archive (tf_keras saving_lib) holding a TF 2.11+ Nadam: its
+ * `save_own_variables` stores `optimizer.variables` by index, i.e. iteration, then m and v of each
+ * variable in turn; u_product and learning_rate are not among them (reconstructed / from the config).
+ */
+function tfKerasNewWeights(
+  h: H5File,
+  ctx: Keras3Context,
+  weights: StoredWeight[],
+  opt: { class_name: string; config: Record<string, unknown> },
+  opts: ReadOptions,
+): KerasOptimizerState {
+  const label = ctx.label;
+  const iteration = weights[0]!;
+  if (iteration.value.dtype !== 'int64' || iteration.value.size !== 1) {
+    throw new FormatError(label, `optimizer/vars/0 (iteration) is ${iteration.value.dtype}${shapeToString(iteration.value.shape)}, expected an int64 scalar`);
+  }
+  const slotWeights = weights.slice(1);
+  if (slotWeights.length === 0 || slotWeights.length % 2 !== 0) {
+    throw new FormatError(label, `optimizer/vars holds ${weights.length} variables; a built TF 2.11+ Nadam (config with jit_compile / is_legacy_optimizer) has iteration, then m and v per variable`);
+  }
+  const notes: string[] = [];
+  const model = modelVariables(h, ctx.modelConfig, opts, notes);
+  const n = slotWeights.length / 2;
+  const firsts = slotWeights.filter((_, k) => k % 2 === 0);
+  const seconds = slotWeights.filter((_, k) => k % 2 === 1);
+  const tied = tieByPosition(label, [...firsts, ...seconds], ['m', 'v'], model);
+  const slots = tied.variables.flatMap((_, i) => [tied.slots[i]!, tied.slots[i + n]!]);
+  const dtype = slots[0]!.value.dtype as FloatDType;
+  if (!dtype.startsWith('float')) throw new FormatError(label, `${slots[0]!.weightName} (m) is ${dtype}, expected a float dtype`);
+  const iterations = Number(iteration.value.data[0]);
+  const beta1 = typeof opt.config.beta_1 === 'number' ? opt.config.beta_1 : 0.9;
+  notes.push(
+    'slots tied to model variables by position (m and v interleaved per variable, as TF 2.11+ optimizer.variables), shapes checked',
+    `u_product is not saved by TF 2.11-2.15: reconstructed as the ${dtype} product of u_1..u_${iterations} from iterations and beta_1, with kerasopt's arithmetic (TF itself restarts it at 1.0 when it loads this file)`,
+  );
+  return {
+    file: label, format: ctx.format, flavour: 'tf-keras-new', kerasVersion: ctx.kerasVersion, className: opt.class_name, config: { ...opt.config },
+    iterations, weights, slots, variables: tied.variables,
+    schedule: { name: 'u_product', value: Tensor.scalar(reconstructUProduct(beta1, iterations, dtype), dtype), reconstructed: true }, stringStyle: null, notes,
   };
 }

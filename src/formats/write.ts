@@ -42,12 +42,13 @@ export interface SaveOptions extends ArchiveLimits {
   afterWrite?: (name: string) => void;
 }
 
-const FORMAT_FLAVOUR: Record<KerasFileFormat, string> = {
-  'tf-keras-h5': 'tf-keras',
-  'keras2-h5': 'keras2',
-  'tf-keras-new-h5': 'tf-keras-new',
-  'keras3-weights-h5': 'keras3',
-  'keras3-archive': 'keras3',
+/** The flavours whose state each layout holds (TF 2.13-2.15 write TF 2.11+ optimizers into .keras archives too). */
+const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
+  'tf-keras-h5': ['tf-keras'],
+  'keras2-h5': ['keras2'],
+  'tf-keras-new-h5': ['tf-keras-new'],
+  'keras3-weights-h5': ['keras3', 'tf-keras-new'],
+  'keras3-archive': ['keras3', 'tf-keras-new'],
 };
 
 /**
@@ -66,7 +67,7 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
   const exists = existsSync(file);
   const kind = exists ? sniff(file) : null;
   const format = options.format ?? (exists ? await formatOf(file, kind!) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
-  if (FORMAT_FLAVOUR[format] !== optimizer.flavour) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOUR[format]} state)`);
+  if (!FORMAT_FLAVOURS[format].includes(optimizer.flavour)) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOURS[format].join(' or ')} state)`);
   const weights = weightsToWrite(optimizer, format, options);
   if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);
   await replaceFileAtomically(file, async (tmp) => {

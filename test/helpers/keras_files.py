@@ -7,6 +7,8 @@ following the sources read for the layouts:
   - tf.keras 2.11-2.15  tf_keras/saving/legacy/hdf5_format.py (save_optimizer_weights_to_hdf5_group takes
     optimizer.variables for the new optimizers) and tf_keras/optimizers/optimizer.py (iteration, then
     add_variable_from_reference's '<slot>/<variable>' m and v per variable; u_product is not in variables);
+  - tf.keras 2.13-2.15 .keras  tf_keras/saving/saving_lib.py and Optimizer.save_own_variables (optimizer.variables
+    by index: iteration, m0, v0, m1, v1, ...);
   - Keras 2.2.4 / 2.3  keras/engine/saving.py (_serialize_model) and keras/utils/io_utils.py (H5Dict);
   - Keras 3  keras/src/saving/saving_lib.py (H5IOStore, H5Entry, _save_state) and Optimizer.save_own_variables.
 
@@ -235,6 +237,35 @@ def keras3_weights(h5file, rng, iterations=4):
             'layers': layers}
 
 
+def tf_keras_new_weights(h5file, rng, iterations=4):
+    layers = [('dense', (3, 4)), ('dense_1', (4, 2))]
+    model = dense_model(rng, layers, 'float32')
+    h5file.create_group('vars')
+    for layer, weights in model:
+        g = h5file.create_group('layers/%s' % layer).create_group('vars')
+        for k, (_, v) in enumerate(weights):
+            g[str(k)] = v
+    opt = [np.array(iterations, dtype=np.int64)]
+    for v in [v for _, ws in model for _, v in ws]:
+        opt += [rng.standard_normal(v.shape).astype('float32'), np.abs(rng.standard_normal(v.shape)).astype('float32')]
+    g = h5file.create_group('optimizer').create_group('vars')
+    for k, v in enumerate(opt):
+        g[str(k)] = v
+    return {'flavour': 'tf-keras-new', 'iterations': iterations, 'slots': 2 * len(opt[1:]) // 2,
+            'u_product': float(u_product_tf211(iterations, 0.9, np.dtype('float32'))), 'layers': layers}
+
+
+def tf_keras_new_archive_config(layers):
+    return {'module': 'keras', 'class_name': 'Sequential', 'config': {'name': 'sequential', 'layers': [
+        {'module': 'keras.layers', 'class_name': 'Dense', 'config': {'name': n, 'units': o}} for n, (_, o) in layers]},
+        'compile_config': {'optimizer': {'module': 'keras.optimizers', 'class_name': 'Nadam', 'config': {
+            'name': 'Nadam', 'weight_decay': None, 'clipnorm': None, 'global_clipnorm': None, 'clipvalue': None,
+            'use_ema': False, 'ema_momentum': 0.99, 'ema_overwrite_frequency': None, 'jit_compile': False,
+            'is_legacy_optimizer': False, 'learning_rate': 0.0010000000474974513, 'beta_1': 0.9, 'beta_2': 0.999,
+            'epsilon': 1e-07}, 'registered_name': None},
+            'loss': 'mean_squared_error', 'metrics': None}}
+
+
 def keras3_config(layers):
     return {'module': 'keras', 'class_name': 'Sequential', 'config': {'name': 'sequential', 'layers': [
         {'module': 'keras.layers', 'class_name': 'Dense', 'config': {'name': n, 'units': o}} for n, (_, o) in layers]},
@@ -311,6 +342,14 @@ def make(out):
         write_model_weights(f, dense_model(rng, layers, 'float32'), '2.4.0', 'h5py3')
     manifest['no_optimizer.h5'] = {'file': os.path.join(out, 'no_optimizer.h5'), 'flavour': None}
     entry('tf_keras_new.h5', tf_keras_new_file(os.path.join(out, 'tf_keras_new.h5'), rng), 'tf.keras 2.11 (new optimizer)')
+    buf = io.BytesIO()
+    with h5py.File(buf, 'w') as f:
+        info = tf_keras_new_weights(f, rng, iterations=11)
+    with zipfile.ZipFile(os.path.join(out, 'tf_keras_new.keras'), 'w') as zf:
+        zf.writestr('metadata.json', json.dumps({'keras_version': '2.13.1', 'date_saved': '2024-06-11@10:00:00'}))
+        zf.writestr('config.json', json.dumps(tf_keras_new_archive_config(info['layers'])))
+        zf.writestr('model.weights.h5', buf.getvalue())
+    entry('tf_keras_new.keras', dict(info), 'tf.keras 2.13 .keras archive (new optimizer)')
     entry('tf_keras_new_f64.h5', tf_keras_new_file(os.path.join(out, 'tf_keras_new_f64.h5'), rng, 'float64', 40),
           'tf.keras 2.11 (new optimizer, float64 model)')
     for m in manifest.values():
