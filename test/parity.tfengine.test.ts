@@ -12,7 +12,7 @@ import { missingPython, python } from './helpers/python.js';
  * iterations, writing with the shared writer) runs against test/helpers/fake_tensorflow.py, whose
  * optimizers step the numpy reference: the payload must then be the shipped reference fixture's, byte for byte.
  */
-const CASES = ['tf-keras-float32-sparse', 'tf-keras-float32-clip-both', 'keras3-float64-dense-sparse'];
+const CASES = ['tf-keras-float32-sparse', 'tf-keras-float32-clip-both', 'keras3-float64-dense-sparse', 'tf-keras-new-float64-dense-sparse'];
 
 function generate(out: string, cases: readonly string[]): string {
   const argv = JSON.stringify(['g', '--engine', 'tensorflow', ...cases.flatMap((c) => ['--case', c]), '--out', out]);
@@ -22,7 +22,7 @@ function generate(out: string, cases: readonly string[]): string {
 }
 
 describe('generate_fixtures.py --engine tensorflow, against a stand-in TensorFlow (TF itself cannot be installed here)', () => {
-  test.skipIf(missingPython(['numpy']) !== null)('records tf.keras and Keras 3 runs in the shipped layout, labelled by engine, never over a shipped fixture', () => {
+  test.skipIf(missingPython(['numpy']) !== null)('records tf.keras (optimizer_v2 and TF 2.11+) and Keras 3 runs in the shipped layout, labelled by engine, never over a shipped fixture', () => {
     const out = tempDir();
     generate(out, CASES);
     for (const name of CASES) {

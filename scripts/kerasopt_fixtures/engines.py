@@ -1,5 +1,6 @@
 """Engines turn a case into a trajectory (initial records, per-step records) plus a producer string.
 All of them share the case's seeded gradients and the one writer."""
+import re
 import sys
 
 import numpy as np
@@ -82,13 +83,20 @@ def run_tensorflow(case):
 
     flavour = case['flavour']
     if flavour == 'keras2':
-        raise SystemExit('the tensorflow engine drives tf.keras (tf-keras flavour) or Keras 3 (keras3); standalone Keras 2 needs TF 1.x')
+        raise SystemExit('the tensorflow engine drives tf.keras (tf-keras, tf-keras-new flavours) or Keras 3 (keras3); standalone Keras 2 needs TF 1.x')
     dtype = case['dtype']
     cfg = dict(case['config'])
     if flavour == 'tf-keras':
         legacy = getattr(getattr(tf.keras.optimizers, 'legacy', None), 'Nadam', None)
         cls = legacy or tf.keras.optimizers.Nadam  # TF 2.11+ moved optimizer_v2 Nadam to optimizers.legacy
         slots, schedule = ('m', 'v'), 'momentum_cache'
+    elif flavour == 'tf-keras-new':
+        # TF 2.11-2.15 export their new Nadam as tf.keras.optimizers.Nadam and .experimental.Nadam; TF 2.16+ has Keras 3.
+        version = re.match(r'(\d+)\.(\d+)', tf.__version__)
+        cls = getattr(getattr(tf.keras.optimizers, 'experimental', None), 'Nadam', None)
+        if cls is None or (version and version[1] == '2' and not 11 <= int(version[2]) <= 15):
+            raise SystemExit(f'the tf-keras-new flavour is the Nadam of TensorFlow 2.11-2.15; this is TensorFlow {tf.__version__}')
+        slots, schedule = ('m', 'v'), 'u_product'
     else:
         import keras
         cls = keras.optimizers.Nadam
@@ -114,7 +122,14 @@ def run_tensorflow(case):
     def state(o):
         variables, opt = o
         out = [(f'var:{n}', v.numpy().copy()) for n, v in zip(names, variables)]
-        if flavour == 'tf-keras':
+        if flavour == 'tf-keras-new':
+            if not getattr(opt, '_built', False):
+                return out
+            index = [opt._index_dict[opt._var_key(v)] for v in variables]
+            out += [(f'slot:m:{n}', opt._momentums[i].numpy()) for n, i in zip(names, index)]
+            out += [(f'slot:v:{n}', opt._velocities[i].numpy()) for n, i in zip(names, index)]
+            out.append(('weight:u_product', np.array(opt._u_product.numpy(), dtype=dtype)))
+        elif flavour == 'tf-keras':
             if not opt.weights:
                 return out
             out += [(f'slot:{slots[0]}:{n}', opt.get_slot(v, 'm').numpy()) for n, v in zip(names, variables)]

@@ -102,13 +102,42 @@ class Keras3Nadam(_Optimizer):
         return Tensor(self.ref.schedule)
 
 
+class NewNadam(_Optimizer):
+    """TF 2.11-2.15's tf.keras.optimizers.experimental.Nadam (attributes as tf_keras/optimizers/nadam.py)."""
+    flavour = 'tf-keras-new'
+
+    @property
+    def _built(self):
+        return self.ref is not None
+
+    @property
+    def _index_dict(self):
+        return {n: i for i, n in enumerate(self.names)}
+
+    def _var_key(self, variable):
+        return variable.name
+
+    @property
+    def _momentums(self):
+        return [Tensor(self.ref.m[n]) for n in self.names]
+
+    @property
+    def _velocities(self):
+        return [Tensor(self.ref.v[n]) for n in self.names]
+
+    @property
+    def _u_product(self):
+        return Tensor(self.ref.schedule)
+
+
 def install():
     """Puts the stand-in `tensorflow` and `keras` modules in sys.modules."""
     tf = types.ModuleType('tensorflow')
     tf.__version__ = VERSION
     tf.Variable, tf.IndexedSlices, tf.int64 = Variable, IndexedSlices, 'int64'
     tf.constant = lambda value, dtype=None: Tensor(value, dtype)
-    tf.keras = types.SimpleNamespace(optimizers=types.SimpleNamespace(legacy=types.SimpleNamespace(Nadam=LegacyNadam), Nadam=Keras3Nadam))
+    tf.keras = types.SimpleNamespace(optimizers=types.SimpleNamespace(legacy=types.SimpleNamespace(Nadam=LegacyNadam), Nadam=Keras3Nadam,
+                                                                     experimental=types.SimpleNamespace(Nadam=NewNadam)))
     keras = types.ModuleType('keras')
     keras.optimizers = types.SimpleNamespace(Nadam=Keras3Nadam)
     sys.modules['tensorflow'], sys.modules['keras'] = tf, keras
