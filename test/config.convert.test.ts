@@ -43,10 +43,10 @@ describe('convertConfig between standalone Keras 2, tf.keras and Keras 3', () =>
     expect(back.changes.join('\n')).toMatch(/gains the factor/);
   });
 
-  test('every direction between the three flavours gives a config the target reads back unchanged', () => {
-    const sources: Record<Flavour, Record<string, unknown>> = { 'tf-keras': TF, keras2: K2, keras3: K3 };
+  test('every direction between the four flavours gives a config the target reads back unchanged', () => {
+    const sources: Record<Flavour, Record<string, unknown>> = { 'tf-keras': TF, keras2: K2, keras3: K3, 'tf-keras-new': new Nadam({ flavour: 'tf-keras-new', learning_rate: 0.002 }).getConfig() };
     for (const [from, config] of Object.entries(sources)) {
-      for (const to of ['tf-keras', 'keras2', 'keras3'] as const) {
+      for (const to of ['tf-keras', 'keras2', 'keras3', 'tf-keras-new'] as const) {
         const r = convertConfig(config, { to });
         expect(r.from.flavour).toBe(from);
         expect(Nadam.fromConfig(r.config, { flavour: to, onWarning: () => {} }).getConfig()).toEqual(r.config);

@@ -237,7 +237,7 @@ describe('hyperparameters', () => {
   });
 
   test('getConfig then fromConfig gives the same config, in every flavour', () => {
-    for (const flavour of ['tf-keras', 'keras2', 'keras3'] as const) {
+    for (const flavour of ['tf-keras', 'keras2', 'keras3', 'tf-keras-new'] as const) {
       const opt = new Nadam({ flavour, learning_rate: 0.003, beta_1: 0.8, clipvalue: 2 });
       const again = Nadam.fromConfig(opt.getConfig(), { flavour });
       expect(again.getConfig()).toEqual(opt.getConfig());

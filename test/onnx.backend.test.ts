@@ -49,7 +49,7 @@ async function compare({ flavour, dtype, sparse }: Case, steps: number, seed: nu
 }
 
 describe('onnx backend vs typed backend, bit for bit', () => {
-  const flavours: Flavour[] = ['tf-keras', 'keras2', 'keras3'];
+  const flavours: Flavour[] = ['tf-keras', 'keras2', 'keras3', 'tf-keras-new'];
   const dtypes: FloatDType[] = ['float32', 'float64', 'float16'];
   for (const flavour of flavours) {
     for (const dtype of dtypes) {
@@ -62,8 +62,8 @@ describe('onnx backend vs typed backend, bit for bit', () => {
   }
 
   it('builds one session per step kind and dtype, reused across steps and sizes', () => {
-    // tf-keras dense+sparse, keras3 dense; 3 dtypes each (keras2 shares tf-keras's kernels)
-    expect(onnx.sessionCount).toBe(9);
+    // tf-keras dense+sparse, keras3 dense, tf-keras-new sparse; 3 dtypes each (keras2 shares tf-keras's kernels, tf-keras-new's dense one is keras3's)
+    expect(onnx.sessionCount).toBe(12);
   });
 
   it('is registered as "onnx" and refuses the synchronous driver', () => {

@@ -18,7 +18,7 @@ function values(n: number, seed: number, scale: number): number[] {
   return out;
 }
 
-const FLAVOURS: Flavour[] = ['tf-keras', 'keras2', 'keras3'];
+const FLAVOURS: Flavour[] = ['tf-keras', 'keras2', 'keras3', 'tf-keras-new'];
 const SHAPES = [[1003], [37, 5]];
 
 /**
