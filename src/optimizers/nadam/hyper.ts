@@ -8,7 +8,7 @@ export interface NadamHyperparameters {
   readonly beta_1: number;
   readonly beta_2: number;
   readonly epsilon: number;
-  /** Momentum-schedule exponent factor (tf-keras `decay`, keras2 `schedule_decay`); unused by keras3. */
+  /** Momentum-schedule exponent factor (tf-keras `decay`, keras2 `schedule_decay`); unused by keras3 and tf-keras-new. */
   readonly schedule_decay: number;
 }
 

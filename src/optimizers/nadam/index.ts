@@ -59,7 +59,7 @@ export interface NadamOptions {
   is_legacy_optimizer?: boolean;
   /** Which Keras release's key layout getConfig() writes (default: the flavour's; see src/config/dialects.ts). */
   dialect?: ConfigDialect;
-  /** Which Keras Nadam to reproduce (default 'tf-keras'). */
+  /** Which Keras Nadam to reproduce: 'tf-keras' (default), 'keras2', 'keras3' or 'tf-keras-new'. */
   flavour?: Flavour;
   /** A backend or the name it is registered under (default: 'typed'). */
   backend?: string | Backend;
@@ -70,8 +70,9 @@ export interface NadamOptions {
 const F32 = Math.fround;
 
 /**
- * The Nadam optimizer (Adam with Nesterov momentum), reproducing one of three Keras flavours op by
- * op: tf.keras optimizer_v2 (default; TF 1.14 to 2.10), standalone Keras 2, or Keras 3 / TF 2.11+.
+ * The Nadam optimizer (Adam with Nesterov momentum), reproducing one of four Keras flavours op by
+ * op: tf.keras optimizer_v2 (default; TF 1.14 to 2.10), standalone Keras 2, Keras 3, or the TF 2.11-2.15
+ * tf.keras new optimizers (`tf-keras-new`).
  *
  * @example
  * const w = new Variable(Tensor.from([1, 2], 'float32'), { name: 'w' });
