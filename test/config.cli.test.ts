@@ -58,6 +58,16 @@ describe('kerasopt config', () => {
     expect(back.out).toBe('{"class_name": "Nadam", "config": {"lr": 0.0010000000474974513, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "epsilon": 1e-07, "schedule_decay": 0.004}}\n');
   });
 
+  test('convert --to tf-keras-new writes the TF 2.11-2.15 layout; keras3 <-> tf-keras-new lists the u_product rounding', async () => {
+    const out = join(dir, 'out211.json');
+    const r = await cli(['convert', file('t211.json', TRAINING), '--to', 'tf-keras-new', '-o', out]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^\{"class_name": "Nadam", "config": \{"name": "Nadam", "weight_decay": null, .*"jit_compile": true, "is_legacy_optimizer": false, "learning_rate": 0.0010000000474974513,/);
+    expect(r.err).toMatch(/converted tf-keras \(tf-2.4\) to tf-keras-new \(tf-2.11\)/);
+    const k3 = await cli(['convert', out, '--to', 'keras3']);
+    expect(k3.err).toMatch(/converted tf-keras-new \(tf-2.11\) to keras3 \(keras-3\)[^]*u_product: TF 2\.11\+ multiplies it by u_t/);
+  });
+
   test('bad input: usage errors exit 2; errors are typed (main turns them into exit 2 with the message)', async () => {
     expect((await cli(['show'])).code).toBe(2);
     expect((await cli(['frobnicate', 'x.json'])).code).toBe(2);
