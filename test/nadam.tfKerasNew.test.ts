@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from 'vitest';
-import { IndexedSlices, Nadam, OnnxBackend, Tensor, type FloatDType } from '../src/index.js';
+import { ExponentialDecay, IndexedSlices, Nadam, OnnxBackend, Tensor, type FloatDType } from '../src/index.js';
 import { bits, grad, variable } from './helpers/build.js';
 
 /*
@@ -112,6 +112,18 @@ describe('TF 2.11+ semantics', () => {
     both.applyGradientsSync([[grad([3, 4]), p]]);
     normOnly.applyGradientsSync([[grad([3, 4]), q]]);
     expect(bits(p.value)).toEqual(bits(q.value));
+  });
+
+  test('a learning-rate schedule is taken (as TF 2.11+ does), evaluated at iterations before each step, serialized in the config', () => {
+    const schedule = new ExponentialDecay({ initial_learning_rate: 0.1, decay_steps: 2, decay_rate: 0.5 });
+    const w = variable('w', [1, -1], 'float64');
+    const opt = new Nadam({ flavour: 'tf-keras-new', learning_rate: schedule, ...quiet });
+    for (let s = 0; s < 3; s++) {
+      expect(opt.learningRateValue()).toBe(schedule.call(s));
+      opt.applyGradientsSync([[grad([0.5, 0.25], 'float64'), w]]);
+    }
+    expect(opt.getConfig()['learning_rate']).toMatchObject({ class_name: 'ExponentialDecay' });
+    expect(opt.weights.map((x) => x.name)).toEqual(['iteration', 'w/m', 'w/v']);
   });
 
   test('Keras 3 only options are refused; TF 2.11 keys are kept for getConfig', () => {
