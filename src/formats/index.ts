@@ -5,7 +5,7 @@
 import './configSource.js';
 export { readOptimizerState, type ReadStateOptions } from './read.js';
 export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js';
-export { optimizerFromState } from './restore.js';
+export { optimizerFromState, type RestoreOptions } from './restore.js';
 export { reconstructMSchedule, reconstructUProduct } from './kerasH5.js';
 export type { ArchiveLimits } from './archive.js';
 export type { KerasFileFormat, KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from './state.js';
