@@ -93,6 +93,17 @@ describe('writeFixture / loadFixture round trip', () => {
     expect(shippedFixtures(dir)).toEqual([]); // nothing half-written was left behind
   });
 
+  test('the writer creates a missing folder (as the README example assumes), and names one it cannot create', () => {
+    const dir = join(tempDir(), 'out', 'nested');
+    const path = writeFixture(dir, spec(), trajectory());
+    expect(path).toBe(join(dir, 'roundtrip.json'));
+    expect(loadFixture(path).steps).toHaveLength(2);
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, 'not a folder');
+    expect(() => writeFixture(join(file, 'sub'), spec(), trajectory())).toThrow(FormatError);
+    expect(() => writeFixture(join(file, 'sub'), spec(), trajectory())).toThrow(/a-file.sub: cannot create the fixture folder/);
+  });
+
   test('NaN is accepted only on request, for an actual trajectory under test', () => {
     const dir = tempDir();
     const path = writeFixture(dir, spec(), trajectory(true), { allowNaN: true });

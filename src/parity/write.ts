@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { KerasValueError } from '../errors.js';
+import { FormatError, KerasValueError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { describeErrors, validator } from '../schemas.js';
 import { sameShape, shapeToString, type Tensor } from '../tensor/tensor.js';
@@ -96,12 +97,17 @@ export function buildManifest(spec: FixtureSpec, trajectory: Trajectory, options
 }
 
 /**
- * Writes a fixture into `dir` as `<name>.json` (manifest) and `<name>.bin` (payload), each atomically,
- * payload first, so a reader never sees a manifest whose payload is missing. Returns the manifest's path.
- * What it writes is exactly what `loadFixture` reads back, bit for bit.
+ * Writes a fixture into `dir` (created if missing) as `<name>.json` (manifest) and `<name>.bin` (payload),
+ * each atomically, payload first, so a reader never sees a manifest whose payload is missing. Returns the
+ * manifest's path. What it writes is exactly what `loadFixture` reads back, bit for bit.
  */
 export function writeFixture(dir: string, spec: FixtureSpec, trajectory: Trajectory, options: WriteFixtureOptions = {}): string {
   const { manifest, payload } = buildManifest(spec, trajectory, options);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new FormatError(dir, `cannot create the fixture folder: ${(e as Error).message}`);
+  }
   writeFileAtomic(join(dir, manifest.payload.file), payload);
   const path = join(dir, `${manifest.name}.json`);
   writeFileAtomic(path, `${JSON.stringify(manifest, null, 2)}\n`);
