@@ -53,7 +53,7 @@ def tf_keras_docstring():
     return _fixture(
         'tf-golden-tf-keras-docstring', 'tf-keras',
         'tf.keras.optimizers.Nadam docstring: Nadam(learning_rate=0.2), var1 = 10.0, loss var1**2 / 2 (gradient 10.0), one minimize',
-        'tensorflow/tensorflow, tensorflow/python/keras/optimizer_v2/nadam.py, class Nadam docstring "Usage Example" (also the seed page)',
+        'tensorflow/tensorflow, tensorflow/python/keras/optimizer_v2/nadam.py, class Nadam docstring "Usage Example" (later TF 2.x sources; the r1.14 seed page has no usage example)',
         keras_config('tf-keras', lr=0.2), 10.0, [10.0], [9.8],
         {'kind': 'allclose', 'rtol': 0, 'atol': 0.05},
         'TF printed "{:.1f}".format(var1.numpy()) == "9.8", i.e. a value in [9.75, 9.85]: atol 0.05 around 9.8 and no more.')
