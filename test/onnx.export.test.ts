@@ -169,9 +169,10 @@ async function replayWithExportedStep(fixture: Fixture): Promise<{ compared: num
 /**
  * The exported step uses glibc's pow (onnxruntime's), the reference fixtures a correctly rounded one;
  * in float64 they first disagree at t = 31 (0.999^t), and the exported run then carries its own state.
- * Promised for the float64 `exact` fixtures: every element within 16 ULP at every step.
+ * Promised for the float64 `exact` fixtures: every element within 64 ULP at every step, the same bound as
+ * the step-by-step comparison above (measured worst: 16, on tf-keras-new-float64-awkward).
  */
-const FLOAT64_REPLAY = { kind: 'ulp', maxUlp: 16 } as const;
+const FLOAT64_REPLAY = { kind: 'ulp', maxUlp: 64 } as const;
 
 describe('an exported step replays the shipped parity fixtures (dense, unclipped) on its own', () => {
   const eligible = shippedFixtures().filter((file) => {
@@ -184,7 +185,7 @@ describe('an exported step replays the shipped parity fixtures (dense, unclipped
     expect(eligible.length).toBeGreaterThan(0);
   });
   for (const file of eligible) {
-    it(`${basename(file, '.json')}: passes within the fixture's own tolerance (float64 exact: 16 ULP)`, async () => {
+    it(`${basename(file, '.json')}: passes within the fixture's own tolerance (float64 exact: 64 ULP)`, async () => {
       const r = await replayWithExportedStep(loadFixture(file));
       console.log(`exported step on ${basename(file, '.json')}: ${r.compared} records, max ${r.maxUlp} ULP`);
       expect(r.compared).toBeGreaterThan(0);
