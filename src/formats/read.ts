@@ -4,13 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../errors.js';
 import { Archive, type ArchiveLimits } from './archive.js';
+import type { BundleLimits } from './checkpoint/bundle.js';
+import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
 import { H5File } from './hdf5.js';
 import { readKeras3Weights } from './keras3.js';
 import { readLegacyH5, type ReadOptions } from './kerasH5.js';
 import { parseStoredJson, type KerasOptimizerState } from './state.js';
 
 /** Options of {@link readOptimizerState}. */
-export interface ReadStateOptions extends ReadOptions, ArchiveLimits {
+export interface ReadStateOptions extends ReadOptions, ArchiveLimits, BundleLimits {
   /** The name errors and the result use for the file (default: the path). */
   label?: string;
 }
@@ -36,12 +38,15 @@ export function sniff(file: string, label = file): 'hdf5' | 'zip' {
 
 /**
  * Reads the optimizer state of a Keras file: a tf.keras or Keras 2 HDF5 model (.h5), a Keras 3
- * weights file (.weights.h5) or a Keras 3 archive (.keras). The format is recognised from the
- * content, not the extension. Every weight keeps its exact bits; each slot is tied to its model
- * variable. Throws FormatError naming the file and the object at fault.
+ * weights file (.weights.h5), a Keras 3 archive (.keras), or a TF2 object-based checkpoint holding a
+ * tf.keras optimizer_v2 Nadam (`<prefix>` / `<prefix>.index` with its data shards, or a SavedModel
+ * directory). The format is recognised from the content, not the extension. Every weight keeps its
+ * exact bits; each slot is tied to its model variable. Throws FormatError naming the file and the object at fault.
  */
 export async function readOptimizerState(file: string, options: ReadStateOptions = {}): Promise<KerasOptimizerState> {
   const label = options.label ?? file;
+  const prefix = checkpointPrefix(file);
+  if (prefix !== null) return readCheckpointNadam(prefix, options.label ?? prefix, options);
   if (sniff(file, label) === 'zip') return readArchive(file, label, options);
   const h = await H5File.open(file, 'r', label);
   try {

@@ -5,9 +5,10 @@ import { sameShape, shapeToString, type Tensor } from '../tensor/tensor.js';
 
 /**
  * The Keras file layouts kerasopt reads and writes: tf.keras optimizer_v2 .h5, standalone Keras 2 .h5,
- * TF 2.11-2.15 new-optimizer .h5 (`tf-keras-new-h5`), Keras 3 .weights.h5 and .keras.
+ * TF 2.11-2.15 new-optimizer .h5 (`tf-keras-new-h5`), Keras 3 .weights.h5 and .keras; and, read only,
+ * TF2 object-based checkpoints (`tf-checkpoint`: tensor bundles, including a SavedModel's variables).
  */
-export type KerasFileFormat = 'tf-keras-h5' | 'keras2-h5' | 'tf-keras-new-h5' | 'keras3-weights-h5' | 'keras3-archive';
+export type KerasFileFormat = 'tf-keras-h5' | 'keras2-h5' | 'tf-keras-new-h5' | 'keras3-weights-h5' | 'keras3-archive' | 'tf-checkpoint';
 
 /** One model variable as the file stores it. */
 export interface ModelVariable {

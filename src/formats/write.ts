@@ -49,6 +49,7 @@ const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
   'tf-keras-new-h5': ['tf-keras-new'],
   'keras3-weights-h5': ['keras3', 'tf-keras-new'],
   'keras3-archive': ['keras3', 'tf-keras-new'],
+  'tf-checkpoint': [],
 };
 
 /**
@@ -67,6 +68,7 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
   const exists = existsSync(file);
   const kind = exists ? sniff(file) : null;
   const format = options.format ?? (exists ? await formatOf(file, kind!) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
+  if (format === 'tf-checkpoint') throw new KerasValueError(`kerasopt reads TF checkpoints but does not write them: save ${optimizer.name} with format 'tf-keras-h5' instead`);
   if (!FORMAT_FLAVOURS[format].includes(optimizer.flavour)) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOURS[format].join(' or ')} state)`);
   const weights = weightsToWrite(optimizer, format, options);
   if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);

@@ -1,0 +1,148 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FormatError } from '../../errors.js';
+import { sameShape, shapeToString, type Tensor } from '../../tensor/tensor.js';
+import type { KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from '../state.js';
+import { TensorBundle, type BundleLimits } from './bundle.js';
+import { decodeMessage, type ObjectGraph } from './proto.js';
+
+/** The key under which object-based checkpoints store their serialized TrackableObjectGraph. */
+export const OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH';
+
+/** The hyperparameters tf.keras optimizer_v2 Nadam keeps as variables (nadam.py `_set_hyper`). */
+const HYPERS = ['learning_rate', 'decay', 'beta_1', 'beta_2'] as const;
+
+/**
+ * The bundle prefix `path` names, or null when it is no checkpoint: `<prefix>` or `<prefix>.index`
+ * of a checkpoint, or a SavedModel directory (its `variables/variables` bundle).
+ */
+export function checkpointPrefix(path: string): string | null {
+  if (path.endsWith('.index') && existsSync(path)) return path.slice(0, -'.index'.length);
+  if (existsSync(`${path}.index`) && !isDirectory(path)) return path;
+  if (isDirectory(path) && existsSync(join(path, 'variables', 'variables.index'))) return join(path, 'variables', 'variables');
+  return null;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+type Node = ObjectGraph['nodes'][number];
+
+/**
+ * Reads a tf.keras optimizer_v2 Nadam (TF 1.14-2.10) out of a TF2 object-based checkpoint: the
+ * optimizer is the object graph's node that owns slot variables (else the root's child `optimizer`);
+ * its hyperparameters, `iter` and `momentum_cache` are its variable children, and each m / v slot is
+ * tied to its model variable by the graph's slot_variables references (shapes and dtypes checked).
+ * A checkpoint holds no optimizer config, so one is built from the saved hyperparameters.
+ */
+export function readCheckpointNadam(prefix: string, label: string, limits: BundleLimits = {}): KerasOptimizerState {
+  const bundle = TensorBundle.open(prefix, label, limits);
+  const indexLabel = `${label}.index`;
+  const fail = (msg: string): never => {
+    throw new FormatError(indexLabel, msg);
+  };
+  if (!bundle.has(OBJECT_GRAPH_KEY)) fail(`no '${OBJECT_GRAPH_KEY}' key: a name-based (TF1 Saver) checkpoint, which kerasopt does not read`);
+  const graphBytes = bundle.strings(OBJECT_GRAPH_KEY);
+  if (graphBytes.length !== 1) fail(`'${OBJECT_GRAPH_KEY}' holds ${graphBytes.length} strings, expected one`);
+  const graph = decodeMessage<ObjectGraph>('TrackableObjectGraph', graphBytes[0]!, indexLabel, `key '${OBJECT_GRAPH_KEY}'`);
+  const nodes = graph.nodes;
+  const node = (id: number, what: string): Node => nodes[id] ?? fail(`key '${OBJECT_GRAPH_KEY}': ${what} refers to node ${id}, but the graph has ${nodes.length} nodes`);
+  const paths = nodePaths(nodes, (id, what) => node(id, what));
+
+  const owners = nodes.filter((n) => n.slot_variables.length > 0);
+  if (owners.length > 1) fail(`key '${OBJECT_GRAPH_KEY}': ${owners.length} objects own slot variables; kerasopt reads checkpoints with one optimizer`);
+  const rootOptimizer = nodes[0]?.children.find((c) => c.local_name === 'optimizer');
+  const optimizer = owners[0] ?? (rootOptimizer ? node(rootOptimizer.node_id, "the root's child 'optimizer'") : undefined);
+  if (!optimizer) fail(`key '${OBJECT_GRAPH_KEY}': no optimizer in the checkpoint (no object owns slot variables and the root has no 'optimizer' child): it was saved without one`);
+  const optPath = paths.get(nodes.indexOf(optimizer!)) ?? 'optimizer';
+  const childKey = (name: string): string => {
+    const ref = optimizer!.children.find((c) => c.local_name === name);
+    if (!ref) {
+      const names = optimizer!.children.map((c) => c.local_name);
+      const hint = names.includes('_iterations') ? ' (this is a TF 2.11+ optimizer, which kerasopt reads from .h5 / .keras only)' : names.includes('momentum_cache') ? '' : ' (a tf.keras Nadam keeps iter, momentum_cache and its hypers here; is it another optimizer, or one that never stepped?)';
+      return fail(`key '${optPath}/${name}/.ATTRIBUTES/VARIABLE_VALUE': the optimizer at '${optPath}' has no variable '${name}'${hint}`);
+    }
+    return variableKey(node(ref.node_id, `optimizer child '${name}'`), `${optPath}/${name}`);
+  };
+  const variableKey = (n: Node, what: string): string => {
+    const attr = n.attributes.find((a) => a.name === 'VARIABLE_VALUE');
+    if (!attr) return fail(`key '${OBJECT_GRAPH_KEY}': object '${what}' is not a variable (no VARIABLE_VALUE attribute)`);
+    if (!bundle.has(attr.checkpoint_key)) return fail(`key '${attr.checkpoint_key}': the object graph names it for '${what}' but the checkpoint has no such tensor`);
+    return attr.checkpoint_key;
+  };
+  const scalar = (key: string, kinds: readonly string[]): Tensor => {
+    const t = bundle.tensor(key);
+    if (!kinds.includes(t.dtype) || t.rank !== 0) fail(`key '${key}': ${t.dtype}${shapeToString(t.shape)}, expected a ${kinds.join(' or ')} scalar`);
+    return t;
+  };
+  const stored = (key: string, value: Tensor): StoredWeight => ({ name: key.replace(/\/\.ATTRIBUTES\/VARIABLE_VALUE$/, ''), value });
+
+  const iterKey = childKey('iter');
+  const iter = scalar(iterKey, ['int64', 'int32']);
+  const iterations = Number(iter.data[0]);
+  if (!Number.isSafeInteger(iterations) || iterations < 0) fail(`key '${iterKey}': holds ${iterations} iterations`);
+  const config: Record<string, unknown> = { name: 'Nadam' };
+  for (const h of HYPERS) config[h] = Number(scalar(childKey(h), ['float32', 'float64']).data[0]);
+  // TF's Nadam runs on the Python float _initial_decay, cast to float32 next to the float32 step; the
+  // saved decay variable is float32(_initial_decay), the same number. schedule_decay carries it,
+  // since a tf.keras config's decay is overwritten by schedule_decay on reading (as TF does).
+  config.schedule_decay = config.decay;
+  config.epsilon = 1e-7;
+  const cacheKey = childKey('momentum_cache');
+  const cache = scalar(cacheKey, ['float16', 'float32', 'float64']);
+
+  const refs = optimizer!.slot_variables;
+  for (const r of refs) if (r.slot_name !== 'm' && r.slot_name !== 'v') fail(`key '${OBJECT_GRAPH_KEY}': slot '${r.slot_name}' is not one of Nadam's (m, v)`);
+  const owned = [...new Set(refs.map((r) => r.original_variable_node_id))];
+  const variables: ModelVariable[] = [];
+  const bySlot: Record<'m' | 'v', SlotState[]> = { m: [], v: [] };
+  for (const id of owned) {
+    const path = paths.get(id) ?? `node ${id}`;
+    const owner = { name: path, value: bundle.tensor(variableKey(node(id, 'a slot reference'), path)) };
+    variables.push(owner);
+    for (const slot of ['m', 'v'] as const) {
+      const matching = refs.filter((r) => r.original_variable_node_id === id && r.slot_name === slot);
+      if (matching.length !== 1) fail(`key '${OBJECT_GRAPH_KEY}': variable '${path}' has ${matching.length} '${slot}' slots, expected one`);
+      const key = variableKey(node(matching[0]!.slot_variable_node_id, `slot ${slot} of '${path}'`), `${path}/${slot}`);
+      const value = bundle.tensor(key);
+      if (!sameShape(value.shape, owner.value.shape) || value.dtype !== owner.value.dtype) {
+        fail(`key '${key}': ${value.dtype}${shapeToString(value.shape)}, but its variable '${path}' is ${owner.value.dtype}${shapeToString(owner.value.shape)}`);
+      }
+      bySlot[slot].push({ variable: path, slot, weightName: stored(key, value).name, value });
+    }
+  }
+  const slots = [...bySlot.m, ...bySlot.v];
+  const weights: StoredWeight[] = [stored(iterKey, iter), stored(cacheKey, cache), ...slots.map((s) => ({ name: s.weightName, value: s.value }))];
+  return {
+    file: label, format: 'tf-checkpoint', flavour: 'tf-keras', kerasVersion: null, className: 'Nadam', config, iterations, weights, slots, variables,
+    schedule: { name: 'momentum_cache', value: cache, reconstructed: false }, stringStyle: null,
+    notes: [
+      `TF checkpoint (tensor bundle ${prefix}): it saves no optimizer config; a tf.keras Nadam config was built from the saved hyperparameter variables ${HYPERS.join(', ')}`,
+      'epsilon is a Python float TF does not save: set to the default 1e-7 (pass the real one if training used another)',
+      'the momentum-schedule factor is the saved decay variable, float32 as TF computes with it (config decay and schedule_decay)',
+      "slots tied to model variables by the object graph's slot_variables references, shapes and dtypes checked; variables in the order the graph lists their slots",
+    ],
+  };
+}
+
+/** Each node's path from the root (child local names joined by '/'), breadth first as TF names keys. */
+function nodePaths(nodes: ObjectGraph['nodes'], node: (id: number, what: string) => Node): Map<number, string> {
+  const paths = new Map<number, string>([[0, '']]);
+  const queue = [0];
+  while (queue.length > 0) {
+    const id = queue.shift()!;
+    for (const c of node(id, 'a child reference').children) {
+      node(c.node_id, `child '${c.local_name}'`);
+      if (paths.has(c.node_id)) continue;
+      const base = paths.get(id)!;
+      paths.set(c.node_id, base ? `${base}/${c.local_name}` : c.local_name);
+      queue.push(c.node_id);
+    }
+  }
+  return paths;
+}

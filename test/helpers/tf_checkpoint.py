@@ -1,0 +1,244 @@
+"""Writes a TF2 object-based checkpoint holding a tf.keras optimizer_v2 Nadam, for kerasopt's tests.
+
+The files are made by kerasopt's test helper in the TF tensor-bundle layout, NOT by TensorFlow
+(TensorFlow cannot be installed here). The layout follows our own reading of TensorFlow's sources
+(Apache-2.0): tensorflow/core/util/tensor_bundle/tensor_bundle.{h,cc,proto},
+tensorflow/core/lib/io/{table_builder,block_builder,format}.cc, tensorflow/core/lib/hash/crc32c.h,
+tensorflow/core/protobuf/trackable_object_graph.proto and tensorflow/python/training/tracking/ for the
+key names. It shares no code with the TypeScript reader it tests.
+
+Usage: tf_checkpoint.py PREFIX [--root checkpoint|model] [--no-optimizer] [--shards N] [--block-size B]
+                        [--set-dtype KEY=N] [--compression N]
+(--set-dtype records dtype enum N for KEY and --compression writes block type N, both for bad-input tests.)
+Prints a JSON manifest: every entry written (key, dtype, shape, hex of its bytes) and the hypers.
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+
+# --- crc32c (Castagnoli, reflected polynomial 0x82F63B78) and TF's mask ---------------------------
+_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _TABLE.append(_c)
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def mask(crc):
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+# --- protobuf wire format, by hand ------------------------------------------------------------------
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(num, v):
+    return varint(num << 3) + varint(v) if v else b""
+
+
+def f_bytes(num, payload, always=False):
+    if not payload and not always:
+        return b""
+    return varint((num << 3) | 2) + varint(len(payload)) + payload
+
+
+def f_fixed32(num, v):
+    return varint((num << 3) | 5) + struct.pack("<I", v)
+
+
+DT = {"float32": 1, "float64": 2, "int32": 3, "string": 7, "int64": 9, "float16": 19}
+NP = {"float32": "<f4", "float64": "<f8", "int32": "<i4", "int64": "<i8", "float16": "<f2"}
+
+
+def shape_proto(shape):
+    return b"".join(f_bytes(2, f_varint(1, d), always=True) for d in shape)
+
+
+# --- SSTable (LevelDB-style table as tensorflow/core/lib/io writes it) -------------------------------
+def block(entries, restart_interval=16):
+    out = bytearray()
+    restarts = []
+    last = b""
+    for i, (k, v) in enumerate(entries):
+        if i % restart_interval == 0:
+            restarts.append(len(out))
+            shared = 0
+        else:
+            shared = 0
+            while shared < min(len(k), len(last)) and k[shared] == last[shared]:
+                shared += 1
+        out += varint(shared) + varint(len(k) - shared) + varint(len(v)) + k[shared:] + v
+        last = k
+    if not restarts:
+        restarts = [0]
+    for r in restarts:
+        out += struct.pack("<I", r)
+    out += struct.pack("<I", len(restarts))
+    return bytes(out)
+
+
+def table(entries, block_size, compression=0):
+    out = bytearray()
+    index = []
+
+    def emit(contents):
+        handle = varint(len(out)) + varint(len(contents))
+        out.extend(contents)
+        out.append(compression)  # 0: none (what TF's bundle writer uses)
+        out.extend(struct.pack("<I", mask(crc32c(contents + bytes([compression])))))
+        return handle
+
+    pending = []
+    size = 0
+    for k, v in entries:
+        pending.append((k, v))
+        size += len(k) + len(v) + 8
+        if size >= block_size:
+            index.append((pending[-1][0], emit(block(pending))))
+            pending, size = [], 0
+    if pending:
+        index.append((pending[-1][0], emit(block(pending))))
+    meta = emit(block([]))
+    idx = emit(block(index))
+    footer = (meta + idx).ljust(40, b"\x00") + struct.pack("<II", 0x8B80FB57, 0xDB477524)
+    out.extend(footer)
+    return bytes(out)
+
+
+# --- TrackableObjectGraph ----------------------------------------------------------------------------
+class Graph:
+    def __init__(self):
+        self.nodes = []  # dicts: children [(id, name)], attrs [(name, full, key)], slots [(orig, name, slot)]
+
+    def add(self):
+        self.nodes.append({"children": [], "attrs": [], "slots": []})
+        return len(self.nodes) - 1
+
+    def encode(self):
+        out = b""
+        for n in self.nodes:
+            body = b""
+            for nid, name in n["children"]:
+                body += f_bytes(1, f_varint(1, nid) + f_bytes(2, name.encode()), always=True)
+            for name, full, key in n["attrs"]:
+                body += f_bytes(2, f_bytes(1, name.encode()) + f_bytes(2, full.encode()) + f_bytes(3, key.encode()), always=True)
+            for orig, name, slot in n["slots"]:
+                body += f_bytes(3, f_varint(1, orig) + f_bytes(2, name.encode()) + f_varint(3, slot), always=True)
+            out += f_bytes(1, body, always=True)
+        return out
+
+
+def main():
+    args = sys.argv[1:]
+    prefix = args[0]
+    root_kind = args[args.index("--root") + 1] if "--root" in args else "checkpoint"
+    with_optimizer = "--no-optimizer" not in args
+    shards = int(args[args.index("--shards") + 1]) if "--shards" in args else 1
+    block_size = int(args[args.index("--block-size") + 1]) if "--block-size" in args else 300
+    compression = int(args[args.index("--compression") + 1]) if "--compression" in args else 0
+    set_dtype = args[args.index("--set-dtype") + 1].split("=") if "--set-dtype" in args else None
+
+    rng = np.random.default_rng(7)
+    kernel = rng.standard_normal((3, 2)).astype(np.float32)
+    bias = rng.standard_normal((2,)).astype(np.float32)
+    g = Graph()
+    root = g.add()
+    tensors = {}  # key -> (dtype, shape, bytes)
+
+    def variable(parent, name, path, dtype, value, full):
+        nid = g.add()
+        g.nodes[parent]["children"].append((nid, name))
+        key = f"{path}/.ATTRIBUTES/VARIABLE_VALUE"
+        g.nodes[nid]["attrs"].append(("VARIABLE_VALUE", full, key))
+        arr = np.asarray(value, dtype=NP[dtype])
+        tensors[key] = (dtype, list(arr.shape), arr.tobytes())
+        return nid, key
+
+    if root_kind == "checkpoint":
+        model = g.add()
+        g.nodes[root]["children"].append((model, "model"))
+        mpath = "model/"
+        variable(root, "save_counter", "save_counter", "int64", 1, "save_counter")
+    else:
+        model, mpath = root, ""
+    layer = g.add()
+    g.nodes[model]["children"].append((layer, "layer_with_weights-0"))
+    lpath = f"{mpath}layer_with_weights-0"
+    k_id, _ = variable(layer, "kernel", f"{lpath}/kernel", "float32", kernel, "dense/kernel")
+    b_id, _ = variable(layer, "bias", f"{lpath}/bias", "float32", bias, "dense/bias")
+    hypers = {}
+    if with_optimizer:
+        opt = g.add()
+        g.nodes[root]["children"].append((opt, "optimizer"))
+        variable(opt, "iter", "optimizer/iter", "int64", 3, "Nadam/iter")
+        for name, v in [("beta_1", 0.9), ("beta_2", 0.999), ("decay", 0.004), ("learning_rate", 0.01)]:
+            variable(opt, name, f"optimizer/{name}", "float32", v, f"Nadam/{name}")
+            hypers[name] = float(np.float32(v))
+        variable(opt, "momentum_cache", "optimizer/momentum_cache", "float32", 0.7129, "Nadam/momentum_cache")
+        for slot in ("m", "v"):
+            for orig, path, shape in ((k_id, f"{lpath}/kernel", (3, 2)), (b_id, f"{lpath}/bias", (2,))):
+                value = np.abs(rng.standard_normal(shape)).astype(np.float32) * (0.1 if slot == "m" else 0.01)
+                sid = g.add()
+                key = f"{path}/.OPTIMIZER_SLOT/optimizer/{slot}/.ATTRIBUTES/VARIABLE_VALUE"
+                g.nodes[sid]["attrs"].append(("VARIABLE_VALUE", f"Nadam/{path}/{slot}", key))
+                g.nodes[opt]["slots"].append((orig, slot, sid))
+                tensors[key] = ("float32", list(shape), value.tobytes())
+    # Entries no optimizer reads, for the dtype coverage of the bundle reader.
+    for dtype, value in [("float16", [[1.5, -2.0]]), ("float64", [np.pi, -1e-300]), ("int32", [[-7], [2**31 - 1]]), ("int64", -(2**40))]:
+        arr = np.asarray(value, dtype=NP[dtype])
+        tensors[f"extra/{dtype}"] = (dtype, list(arr.shape), arr.tobytes())
+    strings = [b"", b"abc", bytes(range(200))]
+    tensors["extra/strings"] = ("string", [3], strings)
+    tensors["_CHECKPOINTABLE_OBJECT_GRAPH"] = ("string", [], [g.encode()])
+
+    # Data shards: entries go to shard i % shards in key order, aligned as written one after another.
+    data = [bytearray() for _ in range(shards)]
+    entries = []
+    manifest = {"tensors": {}, "hypers": hypers, "root": root_kind}
+    for i, key in enumerate(sorted(tensors, key=lambda k: k.encode())):
+        dtype, shape, payload = tensors[key]
+        if dtype == "string":
+            lengths = b"".join(varint(len(s)) for s in payload)
+            raw = lengths + struct.pack("<I", mask(crc32c(lengths))) + b"".join(payload)
+        else:
+            raw = payload
+        shard = i % shards
+        offset = len(data[shard])
+        data[shard] += raw
+        code = int(set_dtype[1]) if set_dtype and set_dtype[0] == key else DT[dtype]
+        entry = (f_varint(1, code) + f_bytes(2, shape_proto(shape), always=True) + f_varint(3, shard)
+                 + f_varint(4, offset) + f_varint(5, len(raw)) + f_fixed32(6, mask(crc32c(raw))))
+        entries.append((key.encode(), entry))
+        shown = [s.hex() for s in payload] if dtype == "string" else payload.hex()
+        manifest["tensors"][key] = {"dtype": dtype, "shape": shape, "data": shown, "shard": shard, "offset": offset, "size": len(raw)}
+    header = f_varint(1, shards) + f_bytes(3, f_varint(1, 1), always=True)  # num_shards, version{producer: 1}
+    entries.insert(0, (b"", header))
+    with open(prefix + ".index", "wb") as f:
+        f.write(table(entries, block_size, compression))
+    for s in range(shards):
+        with open(f"{prefix}.data-{s:05d}-of-{shards:05d}", "wb") as f:
+            f.write(bytes(data[s]))
+    json.dump(manifest, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
