@@ -89,6 +89,15 @@ describe('tf.keras Nadam from a checkpoint', () => {
     expect(fromDir.weights.map((w) => hexOf(w.value))).toEqual(state.weights.map((w) => hexOf(w.value)));
   });
 
+  test('an early optimizer_v2 Nadam that saved epsilon as a hyper variable', async () => {
+    if (missing) return;
+    const early = make('epsilon', '--epsilon-hyper');
+    const state = await readOptimizerState(early.prefix);
+    expect(state.config.epsilon).toBe(early.manifest.hypers.epsilon);
+    expect(state.config.epsilon).toBe(Math.fround(1e-5));
+    expect(state.notes.join('\n')).toMatch(/epsilon read from the saved epsilon variable/);
+  });
+
   test('optimizerFromState resumes it: its weights are the checkpoint\'s and a step equals a Nadam set up by hand', async () => {
     if (missing) return;
     const state = await readOptimizerState(sharded.prefix);
@@ -166,6 +175,17 @@ describe('bad checkpoints are FormatErrors naming the file and the key', () => {
     data[info.offset + 1] ^= 1;
     writeFileSync(shard, data);
     await refused(q, new RegExp(`ckpt\\.data-0000${info.shard}-of-00002: tensor '${kernelKey}': CRC-32C mismatch`));
+
+    // A string tensor: the object graph's bytes, then its element lengths.
+    for (const [name, at, pattern] of [['crc-string', 'end', /tensor '_CHECKPOINTABLE_OBJECT_GRAPH': CRC-32C mismatch/], ['crc-lengths', 'start', /entry '_CHECKPOINTABLE_OBJECT_GRAPH' \(string tensor\): CRC-32C mismatch on the element lengths/]] as const) {
+      const r = copy(name);
+      const graph = TensorBundle.open(r).info('_CHECKPOINTABLE_OBJECT_GRAPH');
+      const file = `${r}.data-0000${graph.shard}-of-00002`;
+      const bytes = readFileSync(file);
+      bytes[at === 'end' ? graph.offset + graph.size - 1 : graph.offset + 2] ^= 4;
+      writeFileSync(file, bytes);
+      await refused(r, pattern);
+    }
   });
 
   test('a missing data shard, and an entry running past the end of its shard (checked before allocating)', async () => {

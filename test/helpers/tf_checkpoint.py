@@ -8,8 +8,9 @@ tensorflow/core/protobuf/trackable_object_graph.proto and tensorflow/python/trai
 key names. It shares no code with the TypeScript reader it tests.
 
 Usage: tf_checkpoint.py PREFIX [--root checkpoint|model] [--no-optimizer] [--shards N] [--block-size B]
-                        [--set-dtype KEY=N] [--compression N]
-(--set-dtype records dtype enum N for KEY and --compression writes block type N, both for bad-input tests.)
+                        [--set-dtype KEY=N] [--compression N] [--epsilon-hyper]
+(--epsilon-hyper saves epsilon as a hyper variable, as early optimizer_v2 Nadams did;
+--set-dtype records dtype enum N for KEY and --compression writes block type N, both for bad-input tests.)
 Prints a JSON manifest: every entry written (key, dtype, shape, hex of its bytes) and the hypers.
 """
 import json
@@ -190,7 +191,8 @@ def main():
         opt = g.add()
         g.nodes[root]["children"].append((opt, "optimizer"))
         variable(opt, "iter", "optimizer/iter", "int64", 3, "Nadam/iter")
-        for name, v in [("beta_1", 0.9), ("beta_2", 0.999), ("decay", 0.004), ("learning_rate", 0.01)]:
+        saved = [("beta_1", 0.9), ("beta_2", 0.999), ("decay", 0.004), ("learning_rate", 0.01)]
+        for name, v in saved + ([("epsilon", 1e-5)] if "--epsilon-hyper" in args else []):
             variable(opt, name, f"optimizer/{name}", "float32", v, f"Nadam/{name}")
             hypers[name] = float(np.float32(v))
         variable(opt, "momentum_cache", "optimizer/momentum_cache", "float32", 0.7129, "Nadam/momentum_cache")
@@ -217,16 +219,25 @@ def main():
     for i, key in enumerate(sorted(tensors, key=lambda k: k.encode())):
         dtype, shape, payload = tensors[key]
         if dtype == "string":
-            lengths = b"".join(varint(len(s)) for s in payload)
-            raw = lengths + struct.pack("<I", mask(crc32c(lengths))) + b"".join(payload)
+            # [varint64 lengths][masked crc32c of the lengths][bytes]; the checksums run over each length
+            # as a little-endian uint32 (uint64 past 2^32), not over its varint bytes.
+            crc = 0
+            for s in payload:
+                crc = crc32c(struct.pack("<I" if len(s) <= 0xFFFFFFFF else "<Q", len(s)), crc)
+            length_checksum = struct.pack("<I", mask(crc))
+            crc = crc32c(length_checksum, crc)
+            for s in payload:
+                crc = crc32c(s, crc)
+            raw = b"".join(varint(len(s)) for s in payload) + length_checksum + b"".join(payload)
         else:
             raw = payload
+            crc = crc32c(raw)
         shard = i % shards
         offset = len(data[shard])
         data[shard] += raw
         code = int(set_dtype[1]) if set_dtype and set_dtype[0] == key else DT[dtype]
         entry = (f_varint(1, code) + f_bytes(2, shape_proto(shape), always=True) + f_varint(3, shard)
-                 + f_varint(4, offset) + f_varint(5, len(raw)) + f_fixed32(6, mask(crc32c(raw))))
+                 + f_varint(4, offset) + f_varint(5, len(raw)) + f_fixed32(6, mask(crc)))
         entries.append((key.encode(), entry))
         shown = [s.hex() for s in payload] if dtype == "string" else payload.hex()
         manifest["tensors"][key] = {"dtype": dtype, "shape": shape, "data": shown, "shard": shard, "offset": offset, "size": len(raw)}

@@ -33,8 +33,8 @@ export interface BundleTensorInfo {
 /**
  * A TF tensor bundle (tensorflow/core/util/tensor_bundle/tensor_bundle.h): `<prefix>.index`, an SSTable
  * whose empty key holds the BundleHeaderProto and whose other keys each hold a BundleEntryProto, and
- * `<prefix>.data-NNNNN-of-NNNNN` shards holding the tensors' raw little-endian bytes. String tensors
- * are stored as varint64 lengths, a masked CRC-32C of those lengths, then the bytes. Every entry's
+ * `<prefix>.data-NNNNN-of-NNNNN` shards holding the tensors' raw little-endian bytes (string tensors:
+ * see {@link TensorBundle.strings}). Every entry's
  * position is checked against its shard's size before anything is allocated, and its CRC-32C is verified.
  */
 export class TensorBundle {
@@ -128,12 +128,16 @@ export class TensorBundle {
     return new Tensor(info.dtype, info.shape, data);
   }
 
-  /** A string tensor's elements as bytes, in row-major order. */
+  /**
+   * A string tensor's elements as bytes, in row-major order. Stored as varint64 lengths, a masked
+   * CRC-32C of the lengths, then the bytes; TF's checksums run over each length as a little-endian
+   * uint32 (uint64 past 2^32), not over the varint bytes, so they are recomputed that way here.
+   */
   strings(key: string): Uint8Array[] {
     const info = this.info(key);
     const label = `${this.label}.index`;
     if (info.dtype !== 'string') throw new FormatError(label, `entry '${key}' is ${info.dtype}, expected a string tensor`);
-    const bytes = this.payload(info);
+    const bytes = this.payload(info, false);
     const fail = (m: string): never => {
       throw new FormatError(label, `entry '${key}' (string tensor): ${m}`);
     };
@@ -141,16 +145,27 @@ export class TensorBundle {
     const n = sizeOf(info.shape);
     if (n > bytes.length) fail(`${n} elements cannot fit in ${bytes.length} bytes`);
     const lengths: number[] = [];
-    for (let i = 0; i < n; i++) lengths.push(c.varint(`length of element ${i}`));
-    const lengthsCrc = maskCrc(crc32c(bytes.subarray(0, c.pos)));
-    const stored = new DataView(c.take(4, 'checksum of the lengths').slice().buffer).getUint32(0, true);
-    if (stored !== lengthsCrc) fail('CRC-32C mismatch on the element lengths');
+    let crc = 0;
+    for (let i = 0; i < n; i++) {
+      const len = c.varint(`length of element ${i}`);
+      lengths.push(len);
+      const fixed = Buffer.alloc(len <= 0xffffffff ? 4 : 8);
+      if (len <= 0xffffffff) fixed.writeUInt32LE(len);
+      else fixed.writeBigUInt64LE(BigInt(len));
+      crc = crc32c(fixed, crc);
+    }
+    const checksum = c.take(4, 'checksum of the lengths');
+    if (Buffer.from(checksum).readUInt32LE(0) !== maskCrc(crc)) fail('CRC-32C mismatch on the element lengths');
+    crc = crc32c(checksum, crc);
     const out = lengths.map((len, i) => c.take(len, `element ${i}`));
     if (c.pos !== bytes.length) fail(`${bytes.length - c.pos} bytes left over after the last element`);
+    for (const s of out) crc = crc32c(s, crc);
+    this.checkCrc(info, maskCrc(crc));
     return out;
   }
 
-  private payload(info: BundleTensorInfo): Uint8Array {
+  /** The entry's bytes from its shard; numeric tensors' CRC-32C is over exactly these bytes. */
+  private payload(info: BundleTensorInfo, rawCrc = true): Uint8Array {
     const file = this.shardFile(info.shard);
     const out = new Uint8Array(info.size);
     try {
@@ -168,9 +183,14 @@ export class TensorBundle {
     } catch (e) {
       throw new FormatError(file, `cannot read tensor '${info.key}': ${(e as Error).message}`);
     }
-    const actual = maskCrc(crc32c(out));
-    if (actual !== info.crc32c) throw new FormatError(file, `tensor '${info.key}': CRC-32C mismatch (the index records ${info.crc32c.toString(16)}, the data gives ${actual.toString(16)})`);
+    if (rawCrc) this.checkCrc(info, maskCrc(crc32c(out)));
     return out;
+  }
+
+  private checkCrc(info: BundleTensorInfo, actual: number): void {
+    if (actual !== info.crc32c) {
+      throw new FormatError(this.shardFile(info.shard), `tensor '${info.key}': CRC-32C mismatch (the index records ${info.crc32c.toString(16)}, the data gives ${actual.toString(16)})`);
+    }
   }
 
   private shardSize(id: number, key: string): number {

@@ -92,7 +92,9 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
   // saved decay variable is float32(_initial_decay), the same number. schedule_decay carries it,
   // since a tf.keras config's decay is overwritten by schedule_decay on reading (as TF does).
   config.schedule_decay = config.decay;
-  config.epsilon = 1e-7;
+  // Early optimizer_v2 Nadams (TF 1.13/1.14) made epsilon a hyper too; later ones keep it a Python float.
+  const savedEpsilon = optimizer!.children.some((c) => c.local_name === 'epsilon');
+  config.epsilon = savedEpsilon ? Number(scalar(childKey('epsilon'), ['float32', 'float64']).data[0]) : 1e-7;
   const cacheKey = childKey('momentum_cache');
   const cache = scalar(cacheKey, ['float16', 'float32', 'float64']);
 
@@ -123,7 +125,7 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
     schedule: { name: 'momentum_cache', value: cache, reconstructed: false }, stringStyle: null,
     notes: [
       `TF checkpoint (tensor bundle ${prefix}): it saves no optimizer config; a tf.keras Nadam config was built from the saved hyperparameter variables ${HYPERS.join(', ')}`,
-      'epsilon is a Python float TF does not save: set to the default 1e-7 (pass the real one if training used another)',
+      savedEpsilon ? 'epsilon read from the saved epsilon variable' : 'epsilon is a Python float TF does not save: set to the default 1e-7 (pass the real one if training used another)',
       'the momentum-schedule factor is the saved decay variable, float32 as TF computes with it (config decay and schedule_decay)',
       "slots tied to model variables by the object graph's slot_variables references, shapes and dtypes checked; variables in the order the graph lists their slots",
     ],
