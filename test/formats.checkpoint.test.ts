@@ -3,6 +3,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createConfigCommand } from '../src/cli/commands/config.js';
+import { createInspectCommand } from '../src/cli/commands/inspect.js';
 import { TensorBundle } from '../src/formats/checkpoint/bundle.js';
 import { FormatError, KerasValueError, Nadam, optimizerFromState, readOptimizerState, saveOptimizerState, Tensor, Variable } from '../src/index.js';
 import { missingPython, PYTHON } from './helpers/python.js';
@@ -132,6 +134,22 @@ describe('tf.keras Nadam from a checkpoint', () => {
     await expect(saveOptimizerState(target, optimizer, { like: state })).rejects.toThrow(KerasValueError);
     await expect(saveOptimizerState(target, optimizer, { like: state })).rejects.toThrow(/does not write them/);
     expect(existsSync(target)).toBe(false);
+  });
+});
+
+describe('the CLI on a checkpoint', () => {
+  test('kerasopt inspect --json and kerasopt config show', async () => {
+    if (missing) return;
+    let out = '';
+    const io = { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true, isTTY: false } };
+    expect(await createInspectCommand(io as never).run([sharded.prefix, '--json'])).toBe(0);
+    const summary = JSON.parse(out) as { format: string; iterations: number; slots: Array<{ variable: string; slot: string }> };
+    expect(summary).toMatchObject({ format: 'tf-checkpoint', iterations: 3 });
+    expect(summary.slots.map((s) => `${s.variable}:${s.slot}`)).toContain('model/layer_with_weights-0/bias:v');
+    out = '';
+    expect(await createConfigCommand(io as never).run(['show', `${sharded.prefix}.index`])).toBe(0);
+    expect(out).toMatch(/built from the saved hyperparameter variables of the TF checkpoint/);
+    expect(out).toMatch(/flavour: +tf-keras/);
   });
 });
 

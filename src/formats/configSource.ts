@@ -1,6 +1,7 @@
 import { registerConfigSource } from '../config/sources.js';
 import { FormatError } from '../errors.js';
 import { Archive } from './archive.js';
+import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
 import { H5File } from './hdf5.js';
 import { sniff } from './read.js';
 
@@ -33,6 +34,21 @@ export async function archiveConfigText(file: string): Promise<{ text: string; o
   }
 }
 
+/**
+ * The optimizer config of a TF checkpoint (`<prefix>.index`): a checkpoint saves none, so this is the
+ * tf.keras Nadam config built from its hyperparameter variables, as a serialized optimizer.
+ */
+export function checkpointConfigText(file: string): { text: string; origin: string } {
+  const prefix = checkpointPrefix(file);
+  if (prefix === null) throw new FormatError(file, 'no such TF checkpoint index');
+  const state = readCheckpointNadam(prefix, prefix);
+  return {
+    text: JSON.stringify({ class_name: state.className, config: state.config }),
+    origin: 'built from the saved hyperparameter variables of the TF checkpoint, which saves no optimizer config',
+  };
+}
+
 registerConfigSource('.h5', h5ConfigText);
+registerConfigSource('.index', checkpointConfigText);
 registerConfigSource('.hdf5', h5ConfigText);
 registerConfigSource('.keras', archiveConfigText);

@@ -20,7 +20,8 @@ interface Streams {
 
 const USAGE = `config show FILE [--json]
     Prints the optimizer config in FILE (a serialized optimizer, a tf.keras/Keras 2 training_config,
-    a Keras 3 config.json or a parity fixture manifest; .h5 and .keras when their reader is registered),
+    a Keras 3 config.json or a parity fixture manifest; .h5 and .keras when their reader is registered;
+    a TF checkpoint's .index, whose config is built from its saved hyperparameters),
     where it was found, its detected flavour and Keras release with the evidence, and the config exactly
     as Keras writes it. Exit: 0 read, 2 bad input (the error names the file and the JSON path).
 config convert FILE --to keras3|tf-keras|keras2|tf-keras-new [--dialect D] [-o OUT]

@@ -14,7 +14,8 @@ export interface InspectIo {
 
 const USAGE = `inspect FILE [--json]
     Prints the optimizer state of a Keras file (.h5 from tf.keras or Keras 2, .weights.h5 or .keras
-    from Keras 3): format, optimizer, config, iterations, the momentum schedule, and a table of slots
+    from Keras 3) or of a TF2 checkpoint holding a tf.keras Nadam (its prefix or .index, or a
+    SavedModel directory): format, optimizer, config, iterations, the momentum schedule, and a table of slots
     (variable, slot, shape, dtype, min/max/mean). Progress on stderr for large files (TTY only).
     Exit: 0 read, 2 bad input (the error names the file and the object).`;
 
