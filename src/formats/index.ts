@@ -1,6 +1,6 @@
 /**
  * Keras files: read and write optimizer state in tf.keras / Keras 2 HDF5 models (.h5), Keras 3
- * weights files (.weights.h5) and Keras 3 archives (.keras).
+ * weights files (.weights.h5) and Keras 3 archives (.keras); read TF2 object-based checkpoints.
  */
 import './configSource.js';
 export { readOptimizerState, type ReadStateOptions } from './read.js';
@@ -8,4 +8,5 @@ export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js
 export { optimizerFromState, type RestoreOptions } from './restore.js';
 export { reconstructMSchedule, reconstructUProduct } from './kerasH5.js';
 export type { ArchiveLimits } from './archive.js';
+export { TensorBundle, type BundleLimits, type BundleTensorInfo } from './checkpoint/bundle.js';
 export type { KerasFileFormat, KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from './state.js';

@@ -97,11 +97,13 @@ def block(entries, restart_interval=16):
     return bytes(out)
 
 
-def table(entries, block_size, compression=0):
+def table(entries, block_size, compression=0, blocks=None):
     out = bytearray()
     index = []
 
     def emit(contents):
+        if blocks is not None:
+            blocks.append([len(out), len(contents)])
         handle = varint(len(out)) + varint(len(contents))
         out.extend(contents)
         out.append(compression)  # 0: none (what TF's bundle writer uses)
@@ -215,7 +217,7 @@ def main():
     # Data shards: entries go to shard i % shards in key order, aligned as written one after another.
     data = [bytearray() for _ in range(shards)]
     entries = []
-    manifest = {"tensors": {}, "hypers": hypers, "root": root_kind}
+    manifest = {"tensors": {}, "hypers": hypers, "root": root_kind, "blocks": []}  # blocks: [offset, size] in file order
     for i, key in enumerate(sorted(tensors, key=lambda k: k.encode())):
         dtype, shape, payload = tensors[key]
         if dtype == "string":
@@ -244,7 +246,7 @@ def main():
     header = f_varint(1, shards) + f_bytes(3, f_varint(1, 1), always=True)  # num_shards, version{producer: 1}
     entries.insert(0, (b"", header))
     with open(prefix + ".index", "wb") as f:
-        f.write(table(entries, block_size, compression))
+        f.write(table(entries, block_size, compression, manifest["blocks"]))
     for s in range(shards):
         with open(f"{prefix}.data-{s:05d}-of-{shards:05d}", "wb") as f:
             f.write(bytes(data[s]))
