@@ -261,12 +261,14 @@ describe('bad checkpoints are FormatErrors naming the file and the key', () => {
     expect(kinds.get('FormatError')).toBeGreaterThan(10);
   });
 
-  test('an unknown dtype, a snappy block, a checkpoint without optimizer', async () => {
+  test('an unknown dtype, a snappy block, a learning-rate schedule, a checkpoint without optimizer', async () => {
     if (missing) return;
     const p = make('dtype', '--set-dtype', `${kernelKey}=99`).prefix;
     await refused(p, new RegExp(`ckpt\\.index: entry '${kernelKey}': dtype 99`));
     const q = make('snappy', '--compression', '1').prefix;
     await refused(q, /ckpt\.index: .*snappy-compressed/);
+    const schedule = make('schedule', '--lr-schedule').prefix;
+    await refused(schedule, /key 'optimizer\/learning_rate\/\.ATTRIBUTES\/VARIABLE_VALUE': .*LearningRateSchedule/);
     const r = make('noopt', '--no-optimizer').prefix;
     await refused(r, /ckpt\.index: key '_CHECKPOINTABLE_OBJECT_GRAPH': no optimizer in the checkpoint/);
   });

@@ -8,8 +8,8 @@ tensorflow/core/protobuf/trackable_object_graph.proto and tensorflow/python/trai
 key names. It shares no code with the TypeScript reader it tests.
 
 Usage: tf_checkpoint.py PREFIX [--root checkpoint|model] [--no-optimizer] [--shards N] [--block-size B]
-                        [--set-dtype KEY=N] [--compression N] [--epsilon-hyper]
-(--epsilon-hyper saves epsilon as a hyper variable, as early optimizer_v2 Nadams did;
+                        [--set-dtype KEY=N] [--compression N] [--epsilon-hyper] [--lr-schedule]
+(--lr-schedule saves no learning_rate variable, as with a LearningRateSchedule; --epsilon-hyper saves epsilon as a hyper variable, as early optimizer_v2 Nadams did;
 --set-dtype records dtype enum N for KEY and --compression writes block type N, both for bad-input tests.)
 Prints a JSON manifest: every entry written (key, dtype, shape, hex of its bytes) and the hypers.
 """
@@ -193,7 +193,9 @@ def main():
         opt = g.add()
         g.nodes[root]["children"].append((opt, "optimizer"))
         variable(opt, "iter", "optimizer/iter", "int64", 3, "Nadam/iter")
-        saved = [("beta_1", 0.9), ("beta_2", 0.999), ("decay", 0.004), ("learning_rate", 0.01)]
+        saved = [("beta_1", 0.9), ("beta_2", 0.999), ("decay", 0.004)]
+        # optimizer_v2's _create_hypers makes no variable for a callable hyper (a LearningRateSchedule).
+        saved += [] if "--lr-schedule" in args else [("learning_rate", 0.01)]
         for name, v in saved + ([("epsilon", 1e-5)] if "--epsilon-hyper" in args else []):
             variable(opt, name, f"optimizer/{name}", "float32", v, f"Nadam/{name}")
             hypers[name] = float(np.float32(v))

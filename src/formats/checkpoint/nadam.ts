@@ -64,7 +64,9 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
     const ref = optimizer!.children.find((c) => c.local_name === name);
     if (!ref) {
       const names = optimizer!.children.map((c) => c.local_name);
-      const hint = names.includes('_iterations') ? ' (this is a TF 2.11+ optimizer, which kerasopt reads from .h5 / .keras only)' : names.includes('momentum_cache') ? '' : ' (a tf.keras Nadam keeps iter, momentum_cache and its hypers here; is it another optimizer, or one that never stepped?)';
+      const hint = names.includes('_iterations') ? ' (this is a TF 2.11+ optimizer, which kerasopt reads from .h5 / .keras only)'
+        : !names.includes('momentum_cache') ? ' (a tf.keras Nadam keeps iter, momentum_cache and its hypers here; is it another optimizer, or one that never stepped?)'
+        : name === 'learning_rate' ? ' (a LearningRateSchedule is saved as no variable, so kerasopt cannot rebuild it from a checkpoint)' : '';
       return fail(`key '${optPath}/${name}/.ATTRIBUTES/VARIABLE_VALUE': the optimizer at '${optPath}' has no variable '${name}'${hint}`);
     }
     return variableKey(node(ref.node_id, `optimizer child '${name}'`), `${optPath}/${name}`);
