@@ -94,6 +94,20 @@ describe('tf.keras Nadam from a checkpoint', () => {
     expect(fromDir.weights.map((w) => hexOf(w.value))).toEqual(state.weights.map((w) => hexOf(w.value)));
   });
 
+  test.each(['float64', 'float16'] as const)('a %s model resumes with its slots in that dtype', async (dtype) => {
+    if (missing) return;
+    const made = make(dtype, '--dtype', dtype);
+    const state = await readOptimizerState(made.prefix);
+    expect(state.slots.map((s) => s.value.dtype)).toEqual([dtype, dtype, dtype, dtype]);
+    for (const s of state.slots) expect(hexOf(s.value)).toBe(made.manifest.tensors[`${s.variable}/.OPTIMIZER_SLOT/optimizer/${s.slot}/.ATTRIBUTES/VARIABLE_VALUE`]!.data);
+    expect(state.notes.join('\n')).toMatch(new RegExp(`known to float32 precision only: with ${dtype} variables`));
+    const { optimizer, variables } = optimizerFromState(state);
+    optimizer.applyGradientsSync(variables.map((v) => [Tensor.fill(dtype, v.shape, 0.5), v] as const));
+    expect(optimizer.iterations).toBe(4);
+    expect(variables.every((v) => v.dtype === dtype)).toBe(true);
+    expect(hexOf(variables[1]!.value)).not.toBe(hexOf(state.variables[1]!.value));
+  });
+
   test('an early optimizer_v2 Nadam that saved epsilon as a hyper variable', async () => {
     if (missing) return;
     const early = make('epsilon', '--epsilon-hyper');

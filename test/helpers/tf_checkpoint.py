@@ -9,6 +9,7 @@ key names. It shares no code with the TypeScript reader it tests.
 
 Usage: tf_checkpoint.py PREFIX [--root checkpoint|model] [--no-optimizer] [--shards N] [--block-size B]
                         [--set-dtype KEY=N] [--compression N] [--epsilon-hyper] [--lr-schedule]
+                        [--dtype float16|float32|float64]
 (--lr-schedule saves no learning_rate variable, as with a LearningRateSchedule; --epsilon-hyper saves epsilon as a hyper variable, as early optimizer_v2 Nadams did;
 --set-dtype records dtype enum N for KEY and --compression writes block type N, both for bad-input tests.)
 Prints a JSON manifest: every entry written (key, dtype, shape, hex of its bytes) and the hypers.
@@ -161,8 +162,9 @@ def main():
     set_dtype = args[args.index("--set-dtype") + 1].split("=") if "--set-dtype" in args else None
 
     rng = np.random.default_rng(7)
-    kernel = rng.standard_normal((3, 2)).astype(np.float32)
-    bias = rng.standard_normal((2,)).astype(np.float32)
+    vdt = args[args.index("--dtype") + 1] if "--dtype" in args else "float32"  # the model's (and slots') dtype
+    kernel = rng.standard_normal((3, 2)).astype(NP[vdt])
+    bias = rng.standard_normal((2,)).astype(NP[vdt])
     g = Graph()
     root = g.add()
     tensors = {}  # key -> (dtype, shape, bytes)
@@ -186,8 +188,8 @@ def main():
     layer = g.add()
     g.nodes[model]["children"].append((layer, "layer_with_weights-0"))
     lpath = f"{mpath}layer_with_weights-0"
-    k_id, _ = variable(layer, "kernel", f"{lpath}/kernel", "float32", kernel, "dense/kernel")
-    b_id, _ = variable(layer, "bias", f"{lpath}/bias", "float32", bias, "dense/bias")
+    k_id, _ = variable(layer, "kernel", f"{lpath}/kernel", vdt, kernel, "dense/kernel")
+    b_id, _ = variable(layer, "bias", f"{lpath}/bias", vdt, bias, "dense/bias")
     hypers = {}
     if with_optimizer:
         opt = g.add()
@@ -199,15 +201,15 @@ def main():
         for name, v in saved + ([("epsilon", 1e-5)] if "--epsilon-hyper" in args else []):
             variable(opt, name, f"optimizer/{name}", "float32", v, f"Nadam/{name}")
             hypers[name] = float(np.float32(v))
-        variable(opt, "momentum_cache", "optimizer/momentum_cache", "float32", 0.7129, "Nadam/momentum_cache")
+        variable(opt, "momentum_cache", "optimizer/momentum_cache", vdt, 0.7129, "Nadam/momentum_cache")
         for slot in ("m", "v"):
             for orig, path, shape in ((k_id, f"{lpath}/kernel", (3, 2)), (b_id, f"{lpath}/bias", (2,))):
-                value = np.abs(rng.standard_normal(shape)).astype(np.float32) * (0.1 if slot == "m" else 0.01)
+                value = (np.abs(rng.standard_normal(shape)) * (0.1 if slot == "m" else 0.01)).astype(NP[vdt])
                 sid = g.add()
                 key = f"{path}/.OPTIMIZER_SLOT/optimizer/{slot}/.ATTRIBUTES/VARIABLE_VALUE"
                 g.nodes[sid]["attrs"].append(("VARIABLE_VALUE", f"Nadam/{path}/{slot}", key))
                 g.nodes[opt]["slots"].append((orig, slot, sid))
-                tensors[key] = ("float32", list(shape), value.tobytes())
+                tensors[key] = (vdt, list(shape), value.tobytes())
     # Entries no optimizer reads, for the dtype coverage of the bundle reader.
     for dtype, value in [("float16", [[1.5, -2.0]]), ("float64", [np.pi, -1e-300]), ("int32", [[-7], [2**31 - 1]]), ("int64", -(2**40))]:
         arr = np.asarray(value, dtype=NP[dtype])

@@ -90,8 +90,8 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
   if (!Number.isSafeInteger(iterations) || iterations < 0) fail(`key '${iterKey}': holds ${iterations} iterations`);
   const config: Record<string, unknown> = { name: 'Nadam' };
   for (const h of HYPERS) config[h] = Number(scalar(childKey(h), ['float32', 'float64']).data[0]);
-  // TF's Nadam runs on the Python float _initial_decay, cast to float32 next to the float32 step; the
-  // saved decay variable is float32(_initial_decay), the same number. schedule_decay carries it,
+  // TF's Nadam runs on the Python float _initial_decay, cast to the variables' dtype next to the step;
+  // the saved decay variable is float32(_initial_decay): the same number for float32 variables. schedule_decay carries it,
   // since a tf.keras config's decay is overwritten by schedule_decay on reading (as TF does).
   config.schedule_decay = config.decay;
   // Early optimizer_v2 Nadams (TF 1.13/1.14) made epsilon a hyper too; later ones keep it a Python float.
@@ -103,6 +103,7 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
   const refs = optimizer!.slot_variables;
   for (const r of refs) if (r.slot_name !== 'm' && r.slot_name !== 'v') fail(`key '${OBJECT_GRAPH_KEY}': slot '${r.slot_name}' is not one of Nadam's (m, v)`);
   const owned = [...new Set(refs.map((r) => r.original_variable_node_id))];
+  if (owned.length === 0) fail(`key '${OBJECT_GRAPH_KEY}': the optimizer at '${optPath}' owns no slot variables (no m / v to resume)`);
   const variables: ModelVariable[] = [];
   const bySlot: Record<'m' | 'v', SlotState[]> = { m: [], v: [] };
   for (const id of owned) {
@@ -128,7 +129,9 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
     notes: [
       `TF checkpoint (tensor bundle ${prefix}): it saves no optimizer config; a tf.keras Nadam config was built from the saved hyperparameter variables ${HYPERS.join(', ')}`,
       savedEpsilon ? 'epsilon read from the saved epsilon variable' : 'epsilon is a Python float TF does not save: set to the default 1e-7 (pass the real one if training used another)',
-      'the momentum-schedule factor is the saved decay variable, float32 as TF computes with it (config decay and schedule_decay)',
+      variables.some((v) => v.value.dtype !== 'float32')
+        ? `the momentum-schedule factor is the saved decay variable (config decay and schedule_decay), known to float32 precision only: with ${variables.find((v) => v.value.dtype !== 'float32')!.value.dtype} variables TF casts the Python float itself`
+        : 'the momentum-schedule factor is the saved decay variable, float32 as TF computes with it (config decay and schedule_decay)',
       "slots tied to model variables by the object graph's slot_variables references, shapes and dtypes checked; variables in the order the graph lists their slots",
     ],
   };
