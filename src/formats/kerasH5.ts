@@ -107,16 +107,17 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
   const stringStyle = h.attributeInfo('/', 'training_config').vlen ? 'vlen' : 'fixed';
   const first = stripIndex(names[0]!);
   const iterations = iterationsOf(label, weights[0]!);
+  const read: LegacyH5Read = { label, config, className, kerasVersion, weights, model, iterations, stringStyle };
   if (first.endsWith('/iter') || first === 'iter') {
-    return tfKerasState(label, config, className, kerasVersion, weights, model, iterations, stringStyle);
+    return tfKerasState(read);
   }
   if (first.endsWith('/iterations') || first === 'iterations') {
-    return keras2State(label, config, className, kerasVersion, weights, model, iterations, stringStyle);
+    return keras2State(read);
   }
   if (first.endsWith('iteration')) {
     const second = weights[1] ? stripIndex(weights[1].name) : '';
     if (detectDialect(config).flavour === 'tf-keras-new' && !second.endsWith('learning_rate')) {
-      return tfKerasNewState(label, config, className, kerasVersion, weights, model, iterations, stringStyle);
+      return tfKerasNewState(read);
     }
     throw new FormatError(label, `optimizer_weights were written by a Keras 3 optimizer or one kerasopt cannot place (first weight '${names[0]}', second '${weights[1]?.name ?? 'none'}', config without TF 2.11-2.15's jit_compile / is_legacy_optimizer): kerasopt reads the TF 2.11-2.15 layout of .h5 files (iteration, then m and v of each variable in turn); save a Keras 3 model as .keras or .weights.h5`);
   }
@@ -142,16 +143,26 @@ function scalarFloat(label: string, w: StoredWeight, what: string): void {
   }
 }
 
-function tfKerasState(
-  label: string,
-  config: Record<string, unknown>,
-  className: string,
-  kerasVersion: string | null,
-  weights: StoredWeight[],
-  model: ModelVariable[],
-  iterations: number,
-  stringStyle: 'fixed' | 'vlen',
-): KerasOptimizerState {
+/** What every legacy .h5 layout shares once the optimizer weights and the model are read. */
+interface LegacyH5Read {
+  readonly label: string;
+  readonly config: Record<string, unknown>;
+  readonly className: string;
+  readonly kerasVersion: string | null;
+  readonly weights: StoredWeight[];
+  readonly model: ModelVariable[];
+  readonly iterations: number;
+  readonly stringStyle: 'fixed' | 'vlen';
+}
+
+/** The state fields that do not depend on the layout. */
+function common(read: LegacyH5Read) {
+  const { label, config, className, kerasVersion, weights, iterations, stringStyle } = read;
+  return { file: label, config, className, kerasVersion, weights, iterations, stringStyle };
+}
+
+function tfKerasState(read: LegacyH5Read): KerasOptimizerState {
+  const { label, config, weights, model, iterations } = read;
   const cache = weights[1];
   if (!cache || !stripIndex(cache.name).endsWith('momentum_cache')) throw new FormatError(label, `second optimizer weight '${cache?.name}' should be tf.keras Nadam's momentum_cache`);
   scalarFloat(label, cache, 'momentum_cache');
@@ -176,22 +187,14 @@ function tfKerasState(
   if (!ok) throw new FormatError(label, 'optimizer weights are not in tf.keras Nadam order (iter, momentum_cache, every m, then every v in the same variable order)');
   const variables = slots.slice(0, n).map((s) => byName.get(s.variable)!);
   return {
-    file: label, format: 'tf-keras-h5', flavour: 'tf-keras', kerasVersion, className, config, iterations, weights, slots, variables,
-    schedule: { name: 'momentum_cache', value: cache.value, reconstructed: false }, stringStyle,
+    ...common(read), format: 'tf-keras-h5', flavour: 'tf-keras', slots, variables,
+    schedule: { name: 'momentum_cache', value: cache.value, reconstructed: false },
     notes: ['slots tied to model variables by name, shapes checked'],
   };
 }
 
-function keras2State(
-  label: string,
-  config: Record<string, unknown>,
-  className: string,
-  kerasVersion: string | null,
-  weights: StoredWeight[],
-  model: ModelVariable[],
-  iterations: number,
-  stringStyle: 'fixed' | 'vlen',
-): KerasOptimizerState {
+function keras2State(read: LegacyH5Read): KerasOptimizerState {
+  const { label, config, weights, model, iterations } = read;
   const second = weights[1];
   const saved = second !== undefined && stripIndex(second.name).endsWith('m_schedule');
   if (saved) scalarFloat(label, second, 'm_schedule');
@@ -206,8 +209,8 @@ function keras2State(
     notes.push(`m_schedule is not saved by Keras 2.2: reconstructed as the float32 product of mu_1..mu_${iterations} from the config (schedule_decay, beta_1)`);
   }
   return {
-    file: label, format: 'keras2-h5', flavour: 'keras2' satisfies Flavour, kerasVersion, className, config, iterations, weights, slots, variables,
-    schedule, stringStyle, keras2Layout: saved ? '2.3' : '2.2', notes,
+    ...common(read), format: 'keras2-h5', flavour: 'keras2' satisfies Flavour, slots, variables,
+    schedule, keras2Layout: saved ? '2.3' : '2.2', notes,
   };
 }
 
@@ -217,16 +220,8 @@ function keras2State(
  * so it is not saved, nor is the learning_rate variable. Slots are tied to model variables by name
  * ('<optimizer>/m/<variable>:0' or 'm/<variable>:0'), shapes and dtypes checked.
  */
-function tfKerasNewState(
-  label: string,
-  config: Record<string, unknown>,
-  className: string,
-  kerasVersion: string | null,
-  weights: StoredWeight[],
-  model: ModelVariable[],
-  iterations: number,
-  stringStyle: 'fixed' | 'vlen',
-): KerasOptimizerState {
+function tfKerasNewState(read: LegacyH5Read): KerasOptimizerState {
+  const { label, config, weights, model, iterations } = read;
   const slotWeights = weights.slice(1);
   if (slotWeights.length === 0 || slotWeights.length % 2 !== 0) {
     throw new FormatError(label, `a TF 2.11+ Nadam saves iteration then m and v per variable; this file has ${slotWeights.length} weights after '${weights[0]!.name}'`);
@@ -257,9 +252,8 @@ function tfKerasNewState(
   if (!dtype.startsWith('float')) throw new FormatError(label, `optimizer weight '${slots[0]!.weightName}' is ${dtype}, expected a float dtype`);
   const beta1 = typeof config.beta_1 === 'number' ? config.beta_1 : 0.9;
   return {
-    file: label, format: 'tf-keras-new-h5', flavour: 'tf-keras-new', kerasVersion, className, config, iterations, weights, slots, variables,
+    ...common(read), format: 'tf-keras-new-h5', flavour: 'tf-keras-new', slots, variables,
     schedule: { name: 'u_product', value: Tensor.scalar(reconstructUProduct(beta1, iterations, dtype), dtype), reconstructed: true },
-    stringStyle,
     notes: [
       'slots tied to model variables by name, shapes checked',
       `u_product is not saved by TF 2.11-2.15 (it is not among optimizer.variables): reconstructed as the ${dtype} product of u_1..u_${iterations} from iterations and beta_1, op by op as TF's update_step computes it, with kerasopt's arithmetic (TF itself restarts it at 1.0 when it loads this file)`,
