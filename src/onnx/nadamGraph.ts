@@ -42,11 +42,8 @@ export function emitDenseTfKeras(a: GraphArith, s: StepInputs, c: TfKerasCoeffic
   return { w: a.sub(s.w, step, names.w), m, v };
 }
 
-/** Keras 3 `Nadam.update_step` (NADAM_DENSE_KERAS3). */
-export function emitDenseKeras3(a: GraphArith, s: StepInputs, c: Keras3CoefficientValues, names: StepOutputs): StepOutputs {
-  const m = a.add(s.m, a.mul(a.sub(s.g, s.m, 'g_minus_m'), c.oneMinusBeta1, 'm_increment'), names.m);
-  const gSquared = a.mul(s.g, s.g, 'g_squared');
-  const v = a.add(s.v, a.mul(a.sub(gSquared, s.v, 'g2_minus_v'), c.oneMinusBeta2, 'v_increment'), names.v);
+/** The part Keras 3 and TF 2.11+ share once m and v are updated: m_hat, v_hat and the variable's step. */
+function emitKeras3VariableUpdate(a: GraphArith, s: StepInputs, c: Keras3CoefficientValues, m: string, v: string, names: StepOutputs): StepOutputs {
   const mHat = a.add(
     a.div(a.mul(c.uT1, m, 'u_next_m'), c.oneMinusUProductNext, 'm_part'),
     a.div(a.mul(c.oneMinusUT, s.g, 'one_minus_u_g'), c.oneMinusUProduct, 'g_part'),
@@ -56,6 +53,14 @@ export function emitDenseKeras3(a: GraphArith, s: StepInputs, c: Keras3Coefficie
   const denominator = a.add(a.sqrt(vHat, 'sqrt_v_hat'), c.epsilon, 'denominator');
   const step = a.div(a.mul(mHat, c.lr, 'm_hat_lr'), denominator, 'step');
   return { w: a.sub(s.w, step, names.w), m, v };
+}
+
+/** Keras 3 `Nadam.update_step` (NADAM_DENSE_KERAS3). */
+export function emitDenseKeras3(a: GraphArith, s: StepInputs, c: Keras3CoefficientValues, names: StepOutputs): StepOutputs {
+  const m = a.add(s.m, a.mul(a.sub(s.g, s.m, 'g_minus_m'), c.oneMinusBeta1, 'm_increment'), names.m);
+  const gSquared = a.mul(s.g, s.g, 'g_squared');
+  const v = a.add(s.v, a.mul(a.sub(gSquared, s.v, 'g2_minus_v'), c.oneMinusBeta2, 'v_increment'), names.v);
+  return emitKeras3VariableUpdate(a, s, c, m, v, names);
 }
 
 /**
@@ -68,15 +73,7 @@ export function emitSparseTfKerasNew(a: GraphArith, s: StepInputs, c: Keras3Coef
   const gSquared = a.mul(s.g, s.g, 'g_squared');
   const vDecayed = a.sub(s.v, a.mul(s.v, c.oneMinusBeta2, 'v_times_one_minus_beta2'), 'v_decayed');
   const v = a.add(vDecayed, a.mul(gSquared, c.oneMinusBeta2, 'g2_scaled_beta2'), names.v);
-  const mHat = a.add(
-    a.div(a.mul(c.uT1, m, 'u_next_m'), c.oneMinusUProductNext, 'm_part'),
-    a.div(a.mul(c.oneMinusUT, s.g, 'one_minus_u_g'), c.oneMinusUProduct, 'g_part'),
-    'm_hat',
-  );
-  const vHat = a.div(v, c.oneMinusBeta2Power, 'v_hat');
-  const denominator = a.add(a.sqrt(vHat, 'sqrt_v_hat'), c.epsilon, 'denominator');
-  const step = a.div(a.mul(mHat, c.lr, 'm_hat_lr'), denominator, 'step');
-  return { w: a.sub(s.w, step, names.w), m, v };
+  return emitKeras3VariableUpdate(a, s, c, m, v, names);
 }
 
 /**
