@@ -50,13 +50,28 @@ export class ByteCursor {
   }
 }
 
-interface BlockHandle {
+/** Where a block's contents sit in the file; its 5-byte trailer follows them. */
+export interface BlockHandle {
   readonly offset: number;
   readonly size: number;
 }
 
+/** One key's value and where it sits, so a writer can patch the value in place and re-seal its block. */
+export interface TableEntry {
+  readonly value: Uint8Array;
+  /** Offset of the value's first byte in the file. */
+  readonly valueOffset: number;
+  /** The data block holding the entry. */
+  readonly block: BlockHandle;
+}
+
 /** Every key/value pair of a table file, in file order. Keys are decoded as UTF-8. */
 export function readTable(bytes: Uint8Array, label: string): Map<string, Uint8Array> {
+  return new Map([...readTableEntries(bytes, label)].map(([key, e]) => [key, e.value]));
+}
+
+/** {@link readTable} with each value's position in the file and its data block. */
+export function readTableEntries(bytes: Uint8Array, label: string): Map<string, TableEntry> {
   const fail = (msg: string): never => {
     throw new FormatError(label, msg);
   };
@@ -83,7 +98,7 @@ export function readTable(bytes: Uint8Array, label: string): Map<string, Uint8Ar
     return contents;
   };
 
-  const out = new Map<string, Uint8Array>();
+  const out = new Map<string, TableEntry>();
   const index = blockEntries(readBlock(indexHandle, 'index block'), 'index block', fail);
   index.forEach(([, value], i) => {
     const c = new ByteCursor(value, 0, value.length, (m) => fail(`index entry ${i}: ${m}`));
@@ -91,7 +106,8 @@ export function readTable(bytes: Uint8Array, label: string): Map<string, Uint8Ar
     for (const [key, v] of blockEntries(readBlock(h, `data block ${i}`), `data block ${i}`, fail)) {
       const name = new TextDecoder().decode(key);
       if (out.has(name)) fail(`key '${name}' appears twice`);
-      out.set(name, v);
+      // Blocks and values are subarrays of `bytes`, never copies, so the offsets give file positions.
+      out.set(name, { value: v, valueOffset: v.byteOffset - bytes.byteOffset, block: h });
     }
   });
   return out;
