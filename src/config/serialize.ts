@@ -15,6 +15,8 @@ const readFrom = new WeakMap<Nadam, Readonly<Record<string, unknown>>>();
 
 /** The module envelope a deserialized Nadam was read in when its dialect writes `{class_name, config}`. */
 const readInModule = new WeakMap<Nadam, { module: string; registered_name: string | null }>();
+/** Optimizers read from an envelope whose class_name was TF 2.11-2.15's registered 'Custom>Nadam'. */
+const readAsCustom = new WeakSet<Nadam>();
 
 /** Where TF 2.11+ keeps the optimizer_v2 Nadam (tf.keras.optimizers.legacy); its .keras archives name it. */
 export const LEGACY_OPTIMIZERS_MODULE = 'keras.optimizers.legacy';
@@ -97,7 +99,10 @@ export function serialize(optimizer: Nadam, options: SerializeOptions = {}): Rec
   // TF 2.13+ .keras archives wrap tf.keras configs (legacy or TF 2.11-2.15) in the module form: keep it.
   const moduleForm = readInModule.get(optimizer);
   if (moduleForm && LAYOUTS[dialect].envelope === 'class-config') return { module: moduleForm.module, class_name: 'Nadam', config, registered_name: moduleForm.registered_name };
-  return nadamEnvelope(config, dialect);
+  const envelope = nadamEnvelope(config, dialect);
+  // TF 2.11-2.15 .h5 files save the registered name 'Custom>Nadam' as class_name (real TF 2.12 files do): keep it
+  if (readAsCustom.has(optimizer) && dialect === optimizer.dialect && LAYOUTS[dialect].envelope === 'class-config') envelope.class_name = 'Custom>Nadam';
+  return envelope;
 }
 
 /** Wraps a Nadam config in the envelope its dialect's Keras writes. */
@@ -165,6 +170,7 @@ export function deserialize(json: string | unknown, options: DeserializeOptions 
     const made = new Nadam({ ...opts, backend: options.backend });
     readFrom.set(made, found.config);
     if (found.module != null) readInModule.set(made, { module: found.module, registered_name: found.registeredName ?? null });
+    if (found.className === 'Custom>Nadam') readAsCustom.add(made);
     return made;
   } catch (e) {
     throw located(e, found, file);

@@ -214,6 +214,13 @@ export class H5File {
     throw new FormatError(this.label, `attribute '${name}' of ${abs(path)} cannot be read as text`);
   }
 
+  /** The Keras weight dtype of a dataset, or null when its HDF5 type is none (strings, unsigned ints such as seed states). */
+  datasetDtype(path: string): DType | null {
+    this.lastObject = abs(path);
+    const m = mod().get_dataset_metadata(this.file.file_id, abs(path));
+    return dtypeOf(m.type, m.size, m.signed);
+  }
+
   /**
    * Reads a numeric dataset with its exact bits: float16 as half bits, int64 as bigints. Refuses
    * (before allocating) any dataset that declares more than `maxBytes`.

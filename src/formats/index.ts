@@ -9,4 +9,6 @@ export { optimizerFromState, type RestoreOptions } from './restore.js';
 export { reconstructMSchedule, reconstructUProduct } from './kerasH5.js';
 export type { ArchiveLimits } from './archive.js';
 export { TensorBundle, type BundleLimits, type BundleTensorInfo } from './checkpoint/bundle.js';
-export type { KerasFileFormat, KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from './state.js';
+export type { KerasFileFormat, KerasOptimizerState, ModelVariable, ReleaseDetection, SlotState, StoredWeight, WeightRole } from './state.js';
+export { LAYOUTS as RELEASE_LAYOUTS, type LayoutRow } from './layouts.js';
+export { updateBundleTensors } from './checkpoint/update.js';

@@ -1,13 +1,14 @@
 import { FormatError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
-import { detectDialect } from '../config/detect.js';
 import { tfKerasCoefficients } from '../optimizers/nadam/tfKeras.js';
 import { nextUProductTf211 } from '../optimizers/nadam/tfKerasNew.js';
 import { arith } from '../tensor/arith.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { sameShape, shapeToString, Tensor } from '../tensor/tensor.js';
 import type { H5File } from './hdf5.js';
-import { parseStoredJson, tieByPosition, type KerasOptimizerState, type ModelVariable, type SlotState, type StoredWeight } from './state.js';
+import { layoutById, rowCovers, rowsFor, type LayoutRow } from './layouts.js';
+import { parseStoredJson, type KerasOptimizerState, type ModelVariable, type ReleaseDetection, type SlotState, type StoredWeight } from './state.js';
+import { tieInOrder } from './tie.js';
 
 /** Options shared by the readers. */
 export interface ReadOptions {
@@ -19,17 +20,22 @@ export interface ReadOptions {
 
 /**
  * Reads a name list saved by Keras's save_attributes_to_hdf5_group: the attribute `name`, or the
- * chunks `name0`, `name1`, ... it writes when the list passes 64512 bytes.
+ * chunks `name0`, `name1`, ... it writes when the list passes 64512 bytes. An empty list is saved as
+ * `np.asarray([])`, a float64 array of shape [0] (layers without weights: Dropout, pooling, ...).
  */
 export function readNameList(h: H5File, path: string, name: string): string[] | null {
-  const whole = h.stringAttribute(path, name);
-  if (whole !== null) return Array.isArray(whole) ? whole : [whole];
+  const present = h.attributeNames(path);
+  if (present.includes(name)) return listAttribute(h, path, name);
   const out: string[] = [];
-  for (let i = 0; ; i++) {
-    const chunk = h.stringAttribute(path, `${name}${i}`);
-    if (chunk === null) return i === 0 ? null : out;
-    out.push(...(Array.isArray(chunk) ? chunk : [chunk]));
-  }
+  for (let i = 0; present.includes(`${name}${i}`); i++) out.push(...listAttribute(h, path, `${name}${i}`));
+  return present.includes(`${name}0`) ? out : null;
+}
+
+function listAttribute(h: H5File, path: string, name: string): string[] {
+  const info = h.attributeInfo(path, name);
+  if (!info.string && info.shape.length === 1 && info.shape[0] === 0) return [];
+  const v = h.stringAttribute(path, name)!;
+  return Array.isArray(v) ? v : [v];
 }
 
 /** Every dataset path under `group` (relative to it), recursively. */
@@ -44,17 +50,48 @@ function datasetsUnder(h: H5File, group: string, prefix = ''): string[] {
   return out;
 }
 
+/** BatchNormalization's moving statistics: weights of a layer that no optimizer slots (Keras names them so in every release). */
+const MOVING_STATISTIC = /(^|\/)moving_(mean|variance)(_\d+)?$/;
+
+/** The names of the layers the model_config root attribute marks `trainable: false` (frozen). */
+function frozenLayers(h: H5File): Set<string> {
+  const text = h.attributeNames('/').includes('model_config') ? h.stringAttribute('/', 'model_config') : null;
+  const out = new Set<string>();
+  if (typeof text !== 'string') return out;
+  let config: Record<string, unknown>;
+  try {
+    config = parseStoredJson(text, h.label, 'attribute model_config');
+  } catch {
+    return out; // the model config only refines the tie; a file whose model_config does not parse is still read
+  }
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== 'object') return;
+    const o = node as Record<string, unknown>;
+    const c = o.config as Record<string, unknown> | undefined;
+    if (typeof o.class_name === 'string' && c && typeof c === 'object' && !Array.isArray(c)) {
+      if (c.trainable === false && typeof c.name === 'string') out.add(c.name);
+      visit(c.layers);
+    } else if (Array.isArray(c)) visit(c); // Keras 2.0-2.1 Sequential: config is the layer list
+  };
+  visit(config);
+  return out;
+}
+
 /** The model's weights from `model_weights` (layer_names order, then each layer's weight_names). */
 export function readModelWeights(h: H5File, opts: ReadOptions = {}): ModelVariable[] {
   if (h.kind('model_weights') !== 'group') throw new FormatError(h.label, 'no model_weights group: the model variables are needed to tie each slot to its variable (an optimizer-only file cannot be read back alone)');
   const layers = readNameList(h, 'model_weights', 'layer_names') ?? [];
+  const frozen = frozenLayers(h);
   const out: ModelVariable[] = [];
   for (const layer of layers) {
     const base = `model_weights/${layer}`;
     if (h.kind(base) !== 'group') throw new FormatError(h.label, `layer_names lists '${layer}' but model_weights has no group of that name`);
     for (const w of readNameList(h, base, 'weight_names') ?? []) {
       if (h.kind(`${base}/${w}`) !== 'dataset') throw new FormatError(h.label, `weight_names of layer '${layer}' lists '${w}' but ${base} has no such dataset`);
-      out.push({ name: stripIndex(w), value: h.readTensor(`${base}/${w}`, opts.maxDatasetBytes) });
+      const name = stripIndex(w);
+      const trainable = frozen.has(layer) || MOVING_STATISTIC.test(name) ? { trainable: false } : {};
+      out.push({ name, value: h.readTensor(`${base}/${w}`, opts.maxDatasetBytes), ...trainable });
     }
   }
   return out;
@@ -70,6 +107,15 @@ export function readTrainingConfig(h: H5File): Record<string, unknown> | null {
   if (text === null) return null;
   if (Array.isArray(text)) throw new FormatError(h.label, 'training_config attribute is an array, expected one JSON string');
   return parseStoredJson(text, h.label, 'attribute training_config');
+}
+
+/** The legacy .h5 layout family the first optimizer weight's name shows (each family's writers name it differently). */
+export function legacyFamily(firstWeight: string): 'tf-keras-v2' | 'keras2' | 'tf-keras-new' | null {
+  const name = stripIndex(firstWeight);
+  if (/(^|\/)iter$/.test(name)) return 'tf-keras-v2'; // optimizer_v2: '<name>/iter'
+  if (/(^|\/)iterations(_\d+)?$/.test(name)) return 'keras2'; // Keras 2 / TF 1.x v1: 'Nadam/iterations', 2.0.x 'iterations_35'
+  if (/(^|\/)iteration$/.test(name)) return 'tf-keras-new'; // TF 2.11+: 'iteration', made outside any name scope
+  return null;
 }
 
 /** Reads the optimizer state of a tf.keras (optimizer_v2 or TF 2.11-2.15) or standalone Keras 2 HDF5 model file. */
@@ -105,23 +151,20 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
   const model = readModelWeights(h, opts);
   const kerasVersion = textAttr(h, 'keras_version');
   const stringStyle = h.attributeInfo('/', 'training_config').vlen ? 'vlen' : 'fixed';
-  const first = stripIndex(names[0]!);
   const iterations = iterationsOf(label, weights[0]!);
   const read: LegacyH5Read = { label, config, className, kerasVersion, weights, model, iterations, stringStyle };
-  if (first.endsWith('/iter') || first === 'iter') {
-    return tfKerasState(read);
-  }
-  if (first.endsWith('/iterations') || first === 'iterations') {
-    return keras2State(read);
-  }
-  if (first.endsWith('iteration')) {
+  const family = legacyFamily(names[0]!);
+  const versionEvidence = kerasVersion ? `root attribute keras_version '${kerasVersion}'` : 'no keras_version attribute';
+  if (family === 'tf-keras-v2') return tfKerasState(read, [`first optimizer weight '${names[0]}' (optimizer_v2's iter)`, versionEvidence]);
+  if (family === 'keras2') return keras2State(read, versionEvidence);
+  if (family === 'tf-keras-new') {
     const second = weights[1] ? stripIndex(weights[1].name) : '';
-    if (detectDialect(config).flavour === 'tf-keras-new' && !second.endsWith('learning_rate')) {
-      return tfKerasNewState(read);
+    if (second.endsWith('learning_rate')) {
+      throw new FormatError(label, `optimizer_weights were written by a Keras 3 optimizer (first weight '${names[0]}', second '${weights[1]!.name}'): Keras 3 saves models as .keras or .weights.h5, which kerasopt reads`);
     }
-    throw new FormatError(label, `optimizer_weights were written by a Keras 3 optimizer or one kerasopt cannot place (first weight '${names[0]}', second '${weights[1]?.name ?? 'none'}', config without TF 2.11-2.15's jit_compile / is_legacy_optimizer): kerasopt reads the TF 2.11-2.15 layout of .h5 files (iteration, then m and v of each variable in turn); save a Keras 3 model as .keras or .weights.h5`);
+    return tfKerasNewState(read, [`first optimizer weight '${names[0]}' (TF 2.11+'s iteration)`, versionEvidence]);
   }
-  throw new FormatError(label, `first optimizer weight '${names[0]}' is neither tf.keras's iter nor Keras 2's iterations`);
+  throw new FormatError(label, `first optimizer weight '${names[0]}' is none of tf.keras optimizer_v2's iter, Keras 2's iterations or TF 2.11+'s iteration`);
 }
 
 function textAttr(h: H5File, name: string): string | null {
@@ -129,11 +172,13 @@ function textAttr(h: H5File, name: string): string | null {
   return v === null ? null : Array.isArray(v) ? v.join(',') : v;
 }
 
+/** The iteration count; Keras 2.0.x saves it as a float32 scalar, later releases as int64. */
 function iterationsOf(label: string, w: StoredWeight): number {
-  if (w.value.dtype !== 'int64' && w.value.dtype !== 'int32') throw new FormatError(label, `optimizer weight '${w.name}' (iterations) is ${w.value.dtype}, expected int64`);
+  const ok = w.value.dtype === 'int64' || w.value.dtype === 'int32' || w.value.dtype === 'float32' || w.value.dtype === 'float64';
+  if (!ok) throw new FormatError(label, `optimizer weight '${w.name}' (iterations) is ${w.value.dtype}, expected int64 (or float32, Keras 2.0.x)`);
   if (w.value.size !== 1) throw new FormatError(label, `optimizer weight '${w.name}' (iterations) has shape ${shapeToString(w.value.shape)}, expected a scalar`);
   const n = Number(w.value.data[0]);
-  if (!Number.isSafeInteger(n) || n < 0) throw new FormatError(label, `optimizer weight '${w.name}' holds ${n} iterations`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new FormatError(label, `optimizer weight '${w.name}' holds ${n} iterations, expected a whole number >= 0`);
   return n;
 }
 
@@ -157,60 +202,133 @@ interface LegacyH5Read {
 
 /** The state fields that do not depend on the layout. */
 function common(read: LegacyH5Read) {
-  const { label, config, className, kerasVersion, weights, iterations, stringStyle } = read;
-  return { file: label, config, className, kerasVersion, weights, iterations, stringStyle };
+  const { label, config, className, kerasVersion, iterations, stringStyle } = read;
+  return { file: label, config, className, kerasVersion, iterations, stringStyle };
 }
 
-function tfKerasState(read: LegacyH5Read): KerasOptimizerState {
-  const { label, config, weights, model, iterations } = read;
+function release(row: LayoutRow, evidence: string[]): ReleaseDetection {
+  return { layout: row.id, range: row.releases, evidence };
+}
+
+/**
+ * Slots named after their variable ('<optimizer>/<variable>/m:0' in optimizer_v2, '<optimizer>/m/<variable>:0'
+ * in TF 2.11+), tied by name. A slot whose variable the saved model lacks is kept (inModel false):
+ * an optimizer reused across models saves the slots of every model it trained.
+ */
+function tieByName(label: string, slotWeights: readonly StoredWeight[], model: readonly ModelVariable[], parse: (path: string) => { variable: string; slot: string } | null, pattern: string): SlotState[] {
+  const byName = new Map(model.map((v) => [v.name, v]));
+  return slotWeights.map((w) => {
+    const parsed = parse(stripIndex(w.name));
+    if (!parsed || (parsed.slot !== 'm' && parsed.slot !== 'v')) throw new FormatError(label, `optimizer weight '${w.name}' is not named ${pattern}`);
+    const owner = byName.get(parsed.variable);
+    if (owner && (!sameShape(owner.value.shape, w.value.shape) || owner.value.dtype !== w.value.dtype)) {
+      throw new FormatError(label, `optimizer weight '${w.name}' is ${w.value.dtype}${shapeToString(w.value.shape)} but model variable '${parsed.variable}' is ${owner.value.dtype}${shapeToString(owner.value.shape)}`);
+    }
+    return { variable: parsed.variable, slot: parsed.slot, weightName: w.name, value: w.value, inModel: owner !== undefined };
+  });
+}
+
+/** Each variable has exactly one m and one v of the same shape and dtype; returns the variables in order of their m. */
+function pairUp(label: string, slots: readonly SlotState[], order: string): string[] {
+  const seen = new Map<string, { m?: SlotState; v?: SlotState }>();
+  for (const s of slots) {
+    const pair = seen.get(s.variable) ?? {};
+    if (pair[s.slot as 'm' | 'v']) throw new FormatError(label, `optimizer weight '${s.weightName}' is a second ${s.slot} slot of '${s.variable}'`);
+    if (s.slot === 'v' && !pair.m) throw new FormatError(label, `optimizer weight '${s.weightName}' (v of '${s.variable}') comes before that variable's m: not in ${order}`);
+    pair[s.slot as 'm' | 'v'] = s;
+    seen.set(s.variable, pair);
+  }
+  for (const [variable, pair] of seen) {
+    if (!pair.v) throw new FormatError(label, `optimizer weight '${pair.m!.weightName}' (m of '${variable}') has no v slot beside it`);
+    if (!sameShape(pair.m!.value.shape, pair.v.value.shape) || pair.m!.value.dtype !== pair.v.value.dtype) {
+      throw new FormatError(label, `optimizer weights '${pair.m!.weightName}' and '${pair.v.weightName}' are m and v of '${variable}' but differ in shape or dtype`);
+    }
+  }
+  return [...seen.keys()];
+}
+
+function withRoles(weights: readonly StoredWeight[], head: readonly ('iterations' | 'schedule')[], slots: readonly SlotState[]): StoredWeight[] {
+  const bySlot = new Map(slots.map((s) => [s.weightName, s]));
+  return weights.map((w, i) => {
+    const slot = bySlot.get(w.name);
+    const role = i < head.length ? { kind: head[i]! } : slot ? { kind: 'slot' as const, variable: slot.variable, slot: slot.slot } : undefined;
+    return role ? { ...w, role } : w;
+  });
+}
+
+function orphanNote(slots: readonly SlotState[]): string[] {
+  const orphans = [...new Set(slots.filter((s) => !s.inModel).map((s) => s.variable))];
+  if (orphans.length === 0) return [];
+  const shown = orphans.slice(0, 4).join(', ') + (orphans.length > 4 ? `, ... ${orphans.length} in all` : '');
+  return [`${orphans.length} variables have slots but are not in the saved model (the optimizer was reused across models): ${shown}; kept as read, written back unchanged, not stepped`];
+}
+
+function tfKerasState(read: LegacyH5Read, evidence: string[]): KerasOptimizerState {
+  const { label, config, weights, model } = read;
   const cache = weights[1];
   if (!cache || !stripIndex(cache.name).endsWith('momentum_cache')) throw new FormatError(label, `second optimizer weight '${cache?.name}' should be tf.keras Nadam's momentum_cache`);
   scalarFloat(label, cache, 'momentum_cache');
   const optName = typeof config.name === 'string' ? config.name : 'Nadam';
-  const byName = new Map(model.map((v) => [v.name, v]));
-  const slotWeights = weights.slice(2);
-  const slots: SlotState[] = slotWeights.map((w) => {
-    const path = stripIndex(w.name);
-    const slot = path.slice(path.lastIndexOf('/') + 1);
+  // optimizer_v2 names a slot '<optimizer>/<variable>/<slot>:0'; each call of _create_all_weights on new
+  // variables appends all their m, then all their v, so the list is blocked per batch of variables.
+  const slots = tieByName(label, weights.slice(2), model, (path) => {
     const at = path.indexOf(`${optName}/`);
-    const variable = at < 0 ? '' : path.slice(at + optName.length + 1, path.lastIndexOf('/'));
-    if (at < 0 || !variable || (slot !== 'm' && slot !== 'v')) throw new FormatError(label, `optimizer weight '${w.name}' is not named '<${optName}>/<variable>/m:0' or '/v:0'`);
-    const owner = byName.get(variable);
-    if (!owner) throw new FormatError(label, `optimizer weight '${w.name}' is the ${slot} slot of '${variable}', which the model weights do not have`);
-    if (!sameShape(owner.value.shape, w.value.shape) || owner.value.dtype !== w.value.dtype) {
-      throw new FormatError(label, `optimizer weight '${w.name}' is ${w.value.dtype}${shapeToString(w.value.shape)} but model variable '${variable}' is ${owner.value.dtype}${shapeToString(owner.value.shape)}`);
-    }
-    return { variable, slot, weightName: w.name, value: w.value };
-  });
-  const n = slots.length / 2;
-  const ok = slots.length % 2 === 0 && slots.every((s, k) => s.slot === (k < n ? 'm' : 'v') && s.variable === slots[k % n]!.variable);
-  if (!ok) throw new FormatError(label, 'optimizer weights are not in tf.keras Nadam order (iter, momentum_cache, every m, then every v in the same variable order)');
-  const variables = slots.slice(0, n).map((s) => byName.get(s.variable)!);
+    const cut = path.lastIndexOf('/');
+    return at < 0 || cut <= at + optName.length ? null : { variable: path.slice(at + optName.length + 1, cut), slot: path.slice(cut + 1) };
+  }, `'<${optName}>/<variable>/m:0' or '/v:0'`);
+  const order = pairUp(label, slots, 'tf.keras Nadam order (iter, momentum_cache, then the m of a batch of variables followed by their v)');
+  const byName = new Map(model.map((v) => [v.name, v]));
+  const row = layoutById('tf-keras-v2');
   return {
-    ...common(read), format: 'tf-keras-h5', flavour: 'tf-keras', slots, variables,
+    ...common(read), weights: withRoles(weights, ['iterations', 'schedule'], slots), format: 'tf-keras-h5', flavour: 'tf-keras', slots,
+    variables: order.filter((n) => byName.has(n)).map((n) => byName.get(n)!),
     schedule: { name: 'momentum_cache', value: cache.value, reconstructed: false },
-    notes: ['slots tied to model variables by name, shapes checked'],
+    notes: ['slots tied to model variables by name, shapes checked', ...orphanNote(slots)],
+    release: release(row, [...evidence, `second weight '${cache.name}' (momentum_cache)`]),
   };
 }
 
-function keras2State(read: LegacyH5Read): KerasOptimizerState {
-  const { label, config, weights, model, iterations } = read;
+/** The Keras 2 row the version names, refined by what the file shows (m_schedule saved or not). */
+function keras2Row(version: string | null, scheduleSaved: boolean): { row: LayoutRow; evidence: string } {
+  const rows = rowsFor('keras2-h5', version).filter((r) => r.order.includes('schedule') === scheduleSaved);
+  const byVersion = version ? rows.filter((r) => rowCovers(r, version)) : [];
+  if (byVersion.length > 0) return { row: byVersion[0]!, evidence: `keras_version ${version} is in ${byVersion[0]!.releases}` };
+  const fallback = scheduleSaved ? layoutById('keras-2.3') : layoutById('keras-2.1-2.2');
+  return { row: fallback, evidence: `${version ? `keras_version ${version} names no Keras 2 release that writes this layout` : 'no keras_version'}: layout ${fallback.id} taken from the weights (m_schedule ${scheduleSaved ? '' : 'not '}saved)` };
+}
+
+function keras2State(read: LegacyH5Read, versionEvidence: string): KerasOptimizerState {
+  const { label, config, weights, model, iterations, kerasVersion } = read;
   const second = weights[1];
   const saved = second !== undefined && stripIndex(second.name).endsWith('m_schedule');
   if (saved) scalarFloat(label, second, 'm_schedule');
-  const { slots, variables } = tieByPosition(label, weights.slice(saved ? 2 : 1), ['m', 'v'], model);
-  const notes = ['slots tied to model variables by position, shapes checked (Keras 2 names carry no variable name)'];
+  const { row, evidence: rowEvidence } = keras2Row(kerasVersion, saved);
+  const slotWeights = weights.slice(saved ? 2 : 1);
+  if (slotWeights.length % 2 !== 0) throw new FormatError(label, `optimizer has ${slotWeights.length} slot weights; Nadam keeps two per variable, so the count must be even`);
+  const n = slotWeights.length / 2;
+  for (let i = 0; i < n; i++) {
+    const [m, v] = [slotWeights[i]!, slotWeights[i + n]!];
+    if (!sameShape(m.value.shape, v.value.shape) || m.value.dtype !== v.value.dtype) {
+      throw new FormatError(label, `slot weights '${m.name}' ${shapeToString(m.value.shape)} and '${v.name}' ${shapeToString(v.value.shape)} should be m and v of the same variable (Keras 2 saves all m, then all v) but differ in shape or dtype`);
+    }
+  }
+  const tied = tieInOrder(label, slotWeights.slice(0, n), model, row.tie === 'position-sorted-by-name' ? 'position-sorted-by-name' : 'position');
+  const slots: SlotState[] = slotWeights.map((w, k) => ({ variable: tied.owners[k % n]!.name, slot: k < n ? 'm' : 'v', weightName: w.name, value: w.value, inModel: true }));
+  const notes = [...tied.notes, '(Keras 2 slot names carry no variable name)'];
+  const iterDtype = weights[0]!.value.dtype;
+  if ((iterDtype === 'float32') !== (row.iterationsDtype === 'float32')) notes.push(`iterations is saved as ${iterDtype}, where ${row.releases} saves ${row.iterationsDtype}`);
   let schedule: KerasOptimizerState['schedule'];
   if (saved) {
     schedule = { name: 'm_schedule', value: second.value, reconstructed: false };
   } else {
     const dtype: FloatDType = 'float32';
     schedule = { name: 'm_schedule', value: Tensor.scalar(reconstructMSchedule(config, iterations, dtype), dtype), reconstructed: true };
-    notes.push(`m_schedule is not saved by Keras 2.2: reconstructed as the float32 product of mu_1..mu_${iterations} from the config (schedule_decay, beta_1)`);
+    notes.push(`m_schedule is not saved by ${row.releases}: reconstructed as the float32 product of mu_1..mu_${iterations} from the config (schedule_decay, beta_1)`);
   }
   return {
-    ...common(read), format: 'keras2-h5', flavour: 'keras2' satisfies Flavour, slots, variables,
+    ...common(read), weights: withRoles(weights, saved ? ['iterations', 'schedule'] : ['iterations'], slots), format: 'keras2-h5', flavour: 'keras2' satisfies Flavour, slots, variables: tied.owners,
     schedule, keras2Layout: saved ? '2.3' : '2.2', notes,
+    release: release(row, [`first optimizer weight '${weights[0]!.name}' (Keras 2's iterations, ${iterDtype})`, versionEvidence, rowEvidence, saved ? `second weight '${second.name}' (m_schedule saved)` : 'no m_schedule weight']),
   };
 }
 
@@ -220,45 +338,44 @@ function keras2State(read: LegacyH5Read): KerasOptimizerState {
  * so it is not saved, nor is the learning_rate variable. Slots are tied to model variables by name
  * ('<optimizer>/m/<variable>:0' or 'm/<variable>:0'), shapes and dtypes checked.
  */
-function tfKerasNewState(read: LegacyH5Read): KerasOptimizerState {
+function tfKerasNewState(read: LegacyH5Read, evidence: string[]): KerasOptimizerState {
   const { label, config, weights, model, iterations } = read;
   const slotWeights = weights.slice(1);
   if (slotWeights.length === 0 || slotWeights.length % 2 !== 0) {
     throw new FormatError(label, `a TF 2.11+ Nadam saves iteration then m and v per variable; this file has ${slotWeights.length} weights after '${weights[0]!.name}'`);
   }
-  const slots: SlotState[] = slotWeights.map((w, k) => {
-    const slot = k % 2 === 0 ? 'm' : 'v';
-    const path = stripIndex(w.name);
-    const owner = model
-      .filter((v) => path === `${slot}/${v.name}` || path.endsWith(`/${slot}/${v.name}`))
-      .sort((a, b) => b.name.length - a.name.length)[0];
-    if (!owner) {
-      throw new FormatError(label, `optimizer weight '${w.name}' (weight ${k + 2}) should be the ${slot} slot of a model variable, named '<optimizer>/${slot}/<variable>:0' (TF 2.11+ interleaves m and v per variable), but no model variable matches`);
+  const names = model.map((v) => v.name);
+  const slots = tieByName(label, slotWeights, model, (path) => {
+    for (const slot of ['m', 'v']) {
+      // the longest model variable name that ends the path wins; else the part after '<slot>/' (a variable the model lacks)
+      const owner = names.filter((n) => path === `${slot}/${n}` || path.endsWith(`/${slot}/${n}`)).sort((a, b) => b.length - a.length)[0];
+      if (owner) return { variable: owner, slot };
     }
-    if (!sameShape(owner.value.shape, w.value.shape) || owner.value.dtype !== w.value.dtype) {
-      throw new FormatError(label, `optimizer weight '${w.name}' is ${w.value.dtype}${shapeToString(w.value.shape)} but model variable '${owner.name}' is ${owner.value.dtype}${shapeToString(owner.value.shape)}`);
-    }
-    return { variable: owner.name, slot, weightName: w.name, value: w.value };
-  });
-  const variables: ModelVariable[] = [];
+    const m = /(?:^|\/)(m|v)\/(.+)$/.exec(path);
+    return m ? { variable: m[2]!, slot: m[1]! } : null;
+  }, "'<optimizer>/m/<variable>:0' or '/v/<variable>:0' (TF 2.11+ interleaves m and v per variable)");
   for (let k = 0; k < slots.length; k += 2) {
     const [m, v] = [slots[k]!, slots[k + 1]!];
-    if (m.variable !== v.variable || variables.some((x) => x.name === m.variable)) {
-      throw new FormatError(label, `optimizer weights '${m.weightName}' and '${v.weightName}' are not in TF 2.11+ Nadam order (iteration, then m and v of each variable in turn, each variable once)`);
+    if (m.slot !== 'm' || v.slot !== 'v' || m.variable !== v.variable) {
+      throw new FormatError(label, `optimizer weights '${m.weightName}' and '${v.weightName}' are not in TF 2.11+ Nadam order (iteration, then m and v of each variable in turn)`);
     }
-    variables.push(model.find((x) => x.name === m.variable)!);
   }
+  const order = pairUp(label, slots, 'TF 2.11+ Nadam order');
+  const byName = new Map(model.map((v) => [v.name, v]));
   const dtype = slots[0]!.value.dtype as FloatDType;
   if (!dtype.startsWith('float')) throw new FormatError(label, `optimizer weight '${slots[0]!.weightName}' is ${dtype}, expected a float dtype`);
   const beta1 = typeof config.beta_1 === 'number' ? config.beta_1 : 0.9;
   return {
-    ...common(read), format: 'tf-keras-new-h5', flavour: 'tf-keras-new', slots, variables,
+    ...common(read), weights: withRoles(weights, ['iterations'], slots), format: 'tf-keras-new-h5', flavour: 'tf-keras-new', slots,
+    variables: order.filter((n) => byName.has(n)).map((n) => byName.get(n)!),
     schedule: { name: 'u_product', value: Tensor.scalar(reconstructUProduct(beta1, iterations, dtype), dtype), reconstructed: true },
     notes: [
       'slots tied to model variables by name, shapes checked',
+      ...orphanNote(slots),
       `u_product is not saved by TF 2.11-2.15 (it is not among optimizer.variables): reconstructed as the ${dtype} product of u_1..u_${iterations} from iterations and beta_1, op by op as TF's update_step computes it, with kerasopt's arithmetic (TF itself restarts it at 1.0 when it loads this file)`,
       'learning_rate is not saved by TF 2.11-2.15 either: it comes from the config',
     ],
+    release: release(layoutById('tf-keras-new-h5'), evidence),
   };
 }
 

@@ -1,8 +1,9 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FormatError } from '../errors.js';
+import { parseJsonSafely } from '../io/json.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import type { BundleLimits } from './checkpoint/bundle.js';
 import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
@@ -63,9 +64,33 @@ function readHdf5(h: H5File, label: string, options: ReadStateOptions): KerasOpt
     return readLegacyH5(h, options);
   }
   if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') {
-    return readKeras3Weights(h, { label, format: 'keras3-weights-h5', modelConfig: null, kerasVersion: null }, options);
+    const trial = trialBeside(h.path, label);
+    return readKeras3Weights(h, { label, format: 'keras3-weights-h5', modelConfig: null, kerasVersion: null, ...(trial ? { trial } : {}) }, options);
   }
   throw new FormatError(label, 'no optimizer state: neither optimizer_weights (tf.keras / Keras 2) nor optimizer/vars (Keras 3) is in the file');
+}
+
+/**
+ * The optimizer a keras-tuner trial names: `trial.json` beside the checkpoint (or one or two folders
+ * up, as tuners nest checkpoints) holds `hyperparameters.values.optimizer` when the search chose it.
+ * A .weights.h5 records no optimizer class, so this is the only word on it besides the variables.
+ */
+export function trialBeside(file: string, label: string): { optimizer: string; file: string } | undefined {
+  let dir = dirname(file);
+  for (let up = 0; up < 3; up++, dir = dirname(dir)) {
+    const path = join(dir, 'trial.json');
+    if (!existsSync(path)) continue;
+    let parsed: unknown;
+    try {
+      parsed = parseJsonSafely(readFileSync(path, 'utf8'), path);
+    } catch (e) {
+      throw new FormatError(path, `keras-tuner trial.json beside ${label} does not parse: ${(e as Error).message}`);
+    }
+    const values = (parsed as { hyperparameters?: { values?: Record<string, unknown> } } | null)?.hyperparameters?.values;
+    const optimizer = values && Object.prototype.hasOwnProperty.call(values, 'optimizer') ? values.optimizer : undefined;
+    return typeof optimizer === 'string' ? { optimizer, file: path } : undefined;
+  }
+  return undefined;
 }
 
 async function readArchive(file: string, label: string, options: ReadStateOptions): Promise<KerasOptimizerState> {
@@ -86,7 +111,7 @@ async function readArchive(file: string, label: string, options: ReadStateOption
     const h = await H5File.open(h5path, 'r', `${label}:model.weights.h5`);
     try {
       const kerasVersion = typeof metadata?.keras_version === 'string' ? metadata.keras_version : null;
-      return { ...readKeras3Weights(h, { label, format: 'keras3-archive', modelConfig, kerasVersion }, options), file: label };
+      return { ...readKeras3Weights(h, { label, format: 'keras3-archive', modelConfig, kerasVersion, versionSource: 'metadata.json in the archive' }, options), file: label };
     } catch (e) {
       throw h.asFormatError(e);
     } finally {

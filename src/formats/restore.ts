@@ -19,8 +19,11 @@ export interface RestoreOptions extends Pick<NadamOptions, 'backend' | 'onWarnin
 
 /**
  * Rebuilds a Nadam of the file's flavour from a read state: the model variables (with the file's
- * values) and an optimizer built on them whose weights equal the file's, bit for bit. For Keras 2.2
- * and TF 2.11-2.15 files the unsaved m_schedule / u_product is set as `options.unsavedSchedule` says.
+ * values) and an optimizer built on them whose weights equal the file's, bit for bit. Each weight is
+ * filled by what it is (iterations, learning rate, schedule, the slot of a variable), whatever order
+ * the file's release saved them in. Slots of variables the saved model lacks (an optimizer reused
+ * across models) are not part of the optimizer: they stay in the state and are written back as read.
+ * For Keras 2.2 and TF 2.11-2.15 files the unsaved m_schedule / u_product is set as `options.unsavedSchedule` says.
  */
 export function optimizerFromState(
   state: KerasOptimizerState,
@@ -32,13 +35,20 @@ export function optimizerFromState(
   }
   const optimizer = Nadam.fromConfig(state.config, { flavour: state.flavour, ...nadamOptions });
   const variables = state.variables.map((v) => new Variable(v.value.clone(), { name: v.name }));
-  optimizer.build(variables);
-  const stored = state.weights.map((w) => w.value);
-  const weights = state.keras2Layout === '2.3' ? [stored[0]!, ...stored.slice(2)] : stored;
-  if (weights.length !== optimizer.weights.length) {
-    throw new KerasValueError(`${state.file}: the file holds ${state.weights.length} optimizer weights, a ${state.flavour} Nadam on ${variables.length} variables has ${optimizer.weights.length}`);
-  }
-  optimizer.setWeights(weights);
+  // a state saved before its first build has no slots: the optimizer builds on its first step, as Keras does
+  if (variables.length > 0 && state.slots.some((s) => s.inModel)) optimizer.build(variables);
+  const slots = new Map(state.slots.filter((s) => s.inModel).map((s) => [`${s.variable}/${s.slot}`, s.value]));
+  const learningRate = state.weights.find((w) => w.role?.kind === 'learning_rate');
+  const values = optimizer.weights.map((w) => {
+    if (w === optimizer.iterationsVariable) return Tensor.scalar(BigInt(state.iterations), 'int64');
+    if (w.name === state.schedule.name) return state.schedule.value;
+    if (w.name === 'learning_rate') return learningRate?.value ?? w.value;
+    const slot = slots.get(w.name);
+    if (!slot && state.slots.length === 0) return w.value; // saved before its first build: fresh zero slots, as Keras builds them
+    if (!slot) throw new KerasValueError(`${state.file}: the file holds no value for the optimizer weight '${w.name}' of a ${state.flavour} Nadam on its ${variables.length} variables`);
+    return slot;
+  });
+  optimizer.setWeights(values);
   // These flavours keep their schedule scalar outside `weights` (saved by Keras 2.3 only), so set it here.
   if (state.flavour === 'keras2' || state.flavour === 'tf-keras-new') {
     const restart = state.schedule.reconstructed && unsavedSchedule === 'restart';

@@ -1,7 +1,7 @@
 import { parsePythonJson } from '../config/pyjson.js';
 import { FormatError } from '../errors.js';
 import type { Flavour } from '../optimizers/flavour.js';
-import { sameShape, shapeToString, type Tensor } from '../tensor/tensor.js';
+import { sameShape, type Tensor } from '../tensor/tensor.js';
 
 /**
  * The Keras file layouts kerasopt reads and writes: tf.keras optimizer_v2 .h5, standalone Keras 2 .h5,
@@ -15,12 +15,27 @@ export interface ModelVariable {
   /** Keras's name without the ':0' suffix (tf.keras / Keras 2), or 'layers/<layer>/vars/<i>' (Keras 3). */
   readonly name: string;
   readonly value: Tensor;
+  /**
+   * False when the file says the variable is not trainable (its layer was frozen, or it is a
+   * BatchNormalization moving statistic): the optimizer holds no slots for it. Absent when unknown.
+   */
+  readonly trainable?: boolean;
 }
+
+/** What a saved optimizer weight is, so that a write can refill it from an optimizer whatever the layout. */
+export type WeightRole =
+  | { readonly kind: 'iterations' }
+  | { readonly kind: 'learning_rate' }
+  | { readonly kind: 'schedule' }
+  /** `slot` is kerasopt's slot name (m, v, momentum, velocity); `variable` the model variable's name. */
+  | { readonly kind: 'slot'; readonly variable: string; readonly slot: string };
 
 /** One optimizer weight exactly as stored: its name (or Keras 3 index path) and its bits. */
 export interface StoredWeight {
   readonly name: string;
   readonly value: Tensor;
+  /** What the weight is (set by the readers; absent on weights built by hand). */
+  readonly role?: WeightRole;
 }
 
 /** A slot (m / v, momentum / velocity) tied to the model variable it belongs to. */
@@ -32,6 +47,22 @@ export interface SlotState {
   /** The weight's name in the file. */
   readonly weightName: string;
   readonly value: Tensor;
+  /**
+   * False when the model in the file has no such variable: the optimizer was reused across models and
+   * kept slots of variables the saved model no longer has. Such slots are kept as read and written
+   * back unchanged; a resumed optimizer steps only the model's variables.
+   */
+  readonly inModel: boolean;
+}
+
+/** Which Keras release wrote the state, and why kerasopt thinks so. */
+export interface ReleaseDetection {
+  /** The layout row's id (src/formats/layouts.ts, docs/keras-releases.md). */
+  readonly layout: string;
+  /** The release range that writes this layout, in words. */
+  readonly range: string;
+  /** What decided it: keras_version, weight names, config keys, shapes. */
+  readonly evidence: readonly string[];
 }
 
 /** Everything kerasopt read from a Keras file about its optimizer. */
@@ -60,44 +91,8 @@ export interface KerasOptimizerState {
   readonly keras2Layout?: '2.2' | '2.3';
   /** Facts the caller should know (reconstructions, how slots were tied). */
   readonly notes: readonly string[];
-}
-
-/**
- * Ties slot tensors listed in order (all first slots, then all second slots) to model variables in
- * model order, by shape: each slot takes the next model variable of its shape (non-trainable
- * variables, which have no slots, are skipped). Throws FormatError naming the slot that fits nothing.
- */
-export function tieByPosition(
-  file: string,
-  slotWeights: readonly StoredWeight[],
-  slotNames: readonly [string, string],
-  model: readonly ModelVariable[],
-): { slots: SlotState[]; variables: ModelVariable[] } {
-  if (slotWeights.length % 2 !== 0) {
-    throw new FormatError(file, `optimizer has ${slotWeights.length} slot weights; Nadam keeps two per variable, so the count must be even`);
-  }
-  const n = slotWeights.length / 2;
-  const variables: ModelVariable[] = [];
-  let next = 0;
-  for (let i = 0; i < n; i++) {
-    const first = slotWeights[i]!;
-    const second = slotWeights[i + n]!;
-    if (!sameShape(first.value.shape, second.value.shape) || first.value.dtype !== second.value.dtype) {
-      throw new FormatError(file, `slot weights '${first.name}' ${shapeToString(first.value.shape)} and '${second.name}' ${shapeToString(second.value.shape)} should belong to the same variable but differ in shape or dtype`);
-    }
-    while (next < model.length && !sameShape(model[next]!.value.shape, first.value.shape)) next++;
-    const owner = model[next];
-    if (!owner) {
-      throw new FormatError(file, `optimizer weight '${first.name}' ${first.value.dtype}${shapeToString(first.value.shape)} matches no remaining model variable (shapes disagree with the model)`);
-    }
-    if (owner.value.dtype !== first.value.dtype) {
-      throw new FormatError(file, `optimizer weight '${first.name}' is ${first.value.dtype} but model variable '${owner.name}' is ${owner.value.dtype}`);
-    }
-    variables.push(owner);
-    next++;
-  }
-  const slots = slotWeights.map((w, k) => ({ variable: variables[k % n]!.name, slot: slotNames[k < n ? 0 : 1], weightName: w.name, value: w.value }));
-  return { slots, variables };
+  /** The Keras release range and layout that wrote the state, with the evidence. */
+  readonly release: ReleaseDetection;
 }
 
 /** Tensors' bits as comparable strings. */

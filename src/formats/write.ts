@@ -4,15 +4,18 @@ import { join } from 'node:path';
 import { dumpsPython } from '../config/pyjson.js';
 import { FormatError, KerasValueError } from '../errors.js';
 import { replaceFileAtomically } from '../io/atomic.js';
-import type { Nadam } from '../optimizers/nadam/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../tensor/variable.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import { H5File } from './hdf5.js';
 import { optimizerFromModelConfig } from './keras3.js';
 import { readNameList, readTrainingConfig } from './kerasH5.js';
 import { readOptimizerState, sniff } from './read.js';
-import { parseStoredJson, sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight } from './state.js';
+import { checkpointPrefix } from './checkpoint/nadam.js';
+import { updateBundleTensors } from './checkpoint/update.js';
+import { LAYOUTS, rolesOf, type LayoutRow } from './layouts.js';
+import { Nadam } from '../optimizers/nadam/index.js';
+import { parseStoredJson, sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight, type WeightRole } from './state.js';
 
 /** Options of {@link saveOptimizerState}. */
 export interface SaveOptions extends ArchiveLimits {
@@ -25,6 +28,11 @@ export interface SaveOptions extends ArchiveLimits {
   weightNames?: readonly string[];
   /** String attribute style of a new file: 'fixed' (h5py 2) or 'vlen' (h5py 3). Existing files keep theirs. */
   stringStyle?: 'fixed' | 'vlen';
+  /**
+   * The Keras release layout of a .keras / .weights.h5 file (a row id of docs/keras-releases.md, e.g.
+   * 'keras-3.0-u-first'). Default: an existing file's own, else the latest release's.
+   */
+  layout?: string;
   /** Keras 2 layout: '2.2' (m_schedule not saved, the default) or '2.3' (saved after iterations). */
   keras2Layout?: '2.2' | '2.3';
   /**
@@ -49,7 +57,7 @@ const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
   'tf-keras-new-h5': ['tf-keras-new'],
   'keras3-weights-h5': ['keras3', 'tf-keras-new'],
   'keras3-archive': ['keras3', 'tf-keras-new'],
-  'tf-checkpoint': [],
+  'tf-checkpoint': ['tf-keras'],
 };
 
 /**
@@ -62,15 +70,22 @@ const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
 export async function saveOptimizerState(file: string, optimizer: Nadam, saveOptions: SaveOptions = {}): Promise<void> {
   const like = saveOptions.like;
   const options: SaveOptions = like
-    ? { format: like.format, weightNames: like.weights.map((w) => w.name), ...(like.keras2Layout ? { keras2Layout: like.keras2Layout } : {}), ...saveOptions }
+    ? { format: like.format, ...(like.weights.every((w) => w.role) ? {} : { weightNames: like.weights.map((w) => w.name) }), ...(like.keras2Layout ? { keras2Layout: like.keras2Layout } : {}), ...saveOptions }
     : saveOptions;
-  if (!optimizer.built) throw new KerasValueError(`optimizer ${optimizer.name} has no slots yet: build it on its variables (or take a step) before saving`);
-  const exists = existsSync(file);
-  const kind = exists ? sniff(file) : null;
-  const format = options.format ?? (exists ? await formatOf(file, kind!) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
-  if (format === 'tf-checkpoint') throw new KerasValueError(`kerasopt reads TF checkpoints but does not write them: save ${optimizer.name} with format 'tf-keras-h5' instead`);
+  if (!optimizer.built && !(like && like.slots.length === 0)) throw new KerasValueError(`optimizer ${optimizer.name} has no slots yet: build it on its variables (or take a step) before saving`);
+  const exists = existsSync(file) || checkpointPrefix(file) !== null;
+  const kind = exists && checkpointPrefix(file) === null ? sniff(file) : null;
+  if (exists && !like && options.layout === undefined) {
+    // an existing state fixes the order its release saves in; the new values must follow it
+    const current = await readOptimizerState(file).catch(() => null);
+    if (current) options.layout = current.release.layout;
+  }
+ const format = options.format ?? (exists ? (checkpointPrefix(file) !== null ? 'tf-checkpoint' : await formatOf(file, kind!)) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
   if (!FORMAT_FLAVOURS[format].includes(optimizer.flavour)) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOURS[format].join(' or ')} state)`);
   const weights = weightsToWrite(optimizer, format, options);
+  // An unchanged state is not written at all, so the file keeps every byte (a write would move HDF5 metadata).
+  if (exists && (await alreadyHolds(file, optimizer, weights, options))) return;
+  if (format === 'tf-checkpoint') return saveCheckpoint(file, optimizer, weights, options);
   if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);
   await replaceFileAtomically(file, async (tmp) => {
     if (exists) copyFileSync(file, tmp);
@@ -109,13 +124,71 @@ function legacyOrKeras3(h: H5File): KerasFileFormat {
   return typeof version === 'string' && /^2\.[0-3]\.\d+$/.test(version) && !names ? 'keras2-h5' : 'tf-keras-h5';
 }
 
+/**
+ * The optimizer's current value for a saved weight of the given role, in the saved weight's dtype
+ * (Keras 2.0.x saves iterations as float32); null for a slot the optimizer does not hold (a variable
+ * the saved model lacks: written back as read).
+ */
+function valueForRole(optimizer: Nadam, role: WeightRole, like: Tensor): Tensor | null {
+  if (role.kind === 'iterations') return Tensor.scalar(like.dtype === 'int64' ? BigInt(optimizer.iterations) : optimizer.iterations, like.dtype);
+  if (role.kind === 'learning_rate') return optimizer.getWeight('learning_rate').value;
+  if (role.kind === 'schedule') return optimizer.getWeight(optimizer.recipe.scheduleWeight).value;
+  return optimizer.weights.find((w) => w.name === `${role.variable}/${role.slot}`)?.value ?? null;
+}
+
+/** The optimizer's slotted variables in creation order, by the names of their first slots. */
+function slottedVariables(optimizer: Nadam): string[] {
+  const first = `/${optimizer.recipe.slotNames[0]}`;
+  return optimizer.weights.filter((w) => w.name.endsWith(first)).map((w) => w.name.slice(0, -first.length));
+}
+
+/**
+ * The saved list of `like`, refilled from `optimizer` weight by weight (same names, order and dtypes),
+ * when every weight of `like` has a role and every slot the optimizer holds is among them; else null.
+ */
+function refill(optimizer: Nadam, like: KerasOptimizerState): StoredWeight[] | null {
+  if (!like.weights.every((w) => w.role)) return null;
+  const held = new Set(like.weights.filter((w) => w.role!.kind === 'slot').map((w) => `${(w.role as { variable: string }).variable}/${(w.role as { slot: string }).slot}`));
+  const slotNames = new Set(optimizer.recipe.slotNames.map((n) => `/${n}`));
+  const mine = optimizer.weights.filter((w) => [...slotNames].some((n) => w.name.endsWith(n)));
+  if (!mine.every((w) => held.has(w.name))) return null;
+  return like.weights.map((w) => ({ name: w.name, value: valueForRole(optimizer, w.role!, w.value) ?? w.value, role: w.role! }));
+}
+
+/** A positional layout (Keras 3, TF 2.12+ archives) composed for the optimizer's variables, as its release orders them. */
+function composeRow(optimizer: Nadam, row: LayoutRow): StoredWeight[] {
+  const variables = slottedVariables(optimizer);
+  const learningRate = optimizer.weights.some((w) => w.name === 'learning_rate');
+  const roles = rolesOf(row, variables.length, { learningRate, built: optimizer.built });
+  return roles.map((r, i) => {
+    const role: WeightRole = r.kind === 'slot' ? { kind: 'slot', variable: variables[r.variable]!, slot: optimizer.recipe.slotNames[r.slot] } : { kind: r.kind };
+    const value = r.kind === 'iterations' ? optimizer.iterationsVariable.value : valueForRole(optimizer, role, optimizer.iterationsVariable.value)!;
+    return { name: `optimizer/vars/${i}`, value, role };
+  });
+}
+
+/** The layout row to write a positional file in: the one named, else the latest release's for the optimizer's flavour. */
+function positionalRow(optimizer: Nadam, format: KerasFileFormat, id: string | undefined): LayoutRow {
+  const rows = LAYOUTS.filter((r) => r.tie === 'position' && r.formats.includes(format) && r.flavour === optimizer.flavour);
+  const row = id === undefined ? rows[rows.length - 1] : rows.find((r) => r.id === id);
+  if (!row) throw new KerasValueError(`no ${format} layout ${id === undefined ? '' : `'${id}' `}for a ${optimizer.flavour} Nadam; layouts: ${rows.map((r) => r.id).join(', ') || 'none'}`);
+  return row;
+}
+
 /** The optimizer's weights in the order and with the names Keras saves them. */
 export function weightsToWrite(optimizer: Nadam, format: KerasFileFormat, options: SaveOptions = {}): StoredWeight[] {
+  const like = options.like;
+  if (like && !options.weightNames) {
+    const same = refill(optimizer, like);
+    if (same) return same;
+    const row = LAYOUTS.find((r) => r.id === like.release?.layout);
+    if (row && row.tie === 'position' && row.formats.includes(format) && row.flavour === optimizer.flavour) return composeRow(optimizer, row);
+  }
   const all = optimizer.weights;
   const prefix = optimizer.name;
   let list: StoredWeight[];
   if (format === 'keras3-weights-h5' || format === 'keras3-archive') {
-    list = all.map((v, i) => ({ name: `optimizer/vars/${i}`, value: v.value }));
+    list = composeRow(optimizer, positionalRow(optimizer, format, options.layout));
   } else if (format === 'tf-keras-h5') {
     list = all.map((v) => ({ name: `${prefix}/${v.name}:0`, value: v.value }));
   } else if (format === 'tf-keras-new-h5') {
@@ -156,7 +229,8 @@ function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], forma
   const stored = typeof existing?.optimizer_config === 'object' && existing.optimizer_config !== null ? (existing.optimizer_config as { class_name?: unknown }).class_name : undefined;
   const className = stored ?? options.like?.className;
   const optimizerConfig = { class_name: typeof className === 'string' && /^(custom>)?nadam$/i.test(className) ? className : 'Nadam', config: optimizer.getConfig() };
-  const sameConfig = existing !== null && dumpsPython(existing.optimizer_config) === dumpsPython(optimizerConfig);
+  const storedConfig = (existing?.optimizer_config as { config?: unknown } | undefined)?.config;
+  const sameConfig = existing !== null && (dumpsPython(existing.optimizer_config) === dumpsPython(optimizerConfig) || describesOptimizer(storedConfig, optimizer));
   if (!sameConfig) {
     const training = existing
       ? { ...existing, optimizer_config: optimizerConfig }
@@ -213,7 +287,14 @@ function overwriteInPlace(h: H5File, group: string, weights: StoredWeight[], nam
 function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): void {
   if (h.kind('optimizer/vars') === 'group') {
     const keys = (h.keys('optimizer/vars') ?? []).sort((a, b) => Number(a) - Number(b));
-    overwriteInPlace(h, '', weights, keys.map((k) => `optimizer/vars/${k}`), options);
+    // An optimizer saved before its first build holds iteration (and learning_rate) only: those are
+    // updated, and what build() adds (u_product, the slots) is created after them, in the release's order.
+    const grown = keys.length < weights.length && keys.every((k, i) => weights[i]!.name === `optimizer/vars/${k}` && h.readTensor(`optimizer/vars/${k}`).dtype === weights[i]!.value.dtype);
+    overwriteInPlace(h, '', grown ? weights.slice(0, keys.length) : weights, keys.map((k) => `optimizer/vars/${k}`), options);
+    for (const w of grown ? weights.slice(keys.length) : []) {
+      h.createTensor(w.name, w.value);
+      options.afterWrite?.(w.name);
+    }
     return;
   }
   for (const w of weights) {
@@ -232,7 +313,8 @@ function writeModelVariables(h: H5File, variables: readonly Variable[]): void {
     }
   }
   for (const v of variables) {
-    const path = paths.get(v.name) ?? (v.name.startsWith('layers/') && h.kind(v.name) === 'dataset' ? v.name : undefined);
+    // saving_lib files name a variable by its dataset path ('layers/dense/vars/0'; 'layers\\dense/vars/0' from Windows)
+    const path = paths.get(v.name) ?? (/\/vars\/\d+$/.test(v.name) && !v.name.startsWith('optimizer/') && h.kind(v.name) === 'dataset' ? v.name : undefined);
     if (!path) throw new KerasValueError(`${h.label} has no model weight named '${v.name}' to write back`);
     h.overwriteTensor(path, v.value);
   }
@@ -262,7 +344,7 @@ async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight
       const config = parseStoredJson(await archive.text(configEntry), file, 'archive entry config.json');
       const current = optimizerFromModelConfig(config);
       const next = optimizer.getConfig();
-      if (current && dumpsPython(current.config) !== dumpsPython(next)) {
+      if (current && dumpsPython(current.config) !== dumpsPython(next) && !describesOptimizer(current.config, optimizer)) {
         const compile = config.compile_config as Record<string, unknown>;
         compile.optimizer = { ...(compile.optimizer as Record<string, unknown>), config: next };
         replace.set('config.json', { bytes: Buffer.from(dumpsPython(config), 'utf8') });
@@ -300,4 +382,53 @@ async function verify(tmp: string, label: string, weights: StoredWeight[]): Prom
       if (w.name !== weights[i]?.name || !sameBits(w.value, weights[i]!.value)) throw new FormatError(label, `written weight '${weights[i]?.name}' does not read back as written`);
     });
   }
+}
+
+/**
+ * Whether a stored optimizer config, read back by kerasopt, gives the optimizer's own config: then it
+ * is kept as Keras wrote it (key order, defaults left out, the 'nadam' string) rather than rewritten.
+ */
+function describesOptimizer(stored: unknown, optimizer: Nadam): boolean {
+  if (!stored || typeof stored !== 'object' || Array.isArray(stored)) return false;
+  try {
+    return dumpsPython(Nadam.fromConfig(stored as Record<string, unknown>, { flavour: optimizer.flavour, onWarning: () => {} }).getConfig()) === dumpsPython(optimizer.getConfig());
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `file` already holds exactly these weights, an equivalent config and the given model variables' values. */
+async function alreadyHolds(file: string, optimizer: Nadam, weights: readonly StoredWeight[], options: SaveOptions): Promise<boolean> {
+  let current: KerasOptimizerState;
+  try {
+    current = await readOptimizerState(file);
+  } catch {
+    return false; // no readable state there yet: the write decides what to do
+  }
+  if (current.weights.length !== weights.length || current.weights.some((w, i) => w.name !== weights[i]!.name || !sameBits(w.value, weights[i]!.value))) return false;
+  if (current.format !== 'tf-checkpoint' && !describesOptimizer(current.config, optimizer)) return false;
+  const model = new Map(current.variables.map((v) => [v.name, v.value]));
+  return (options.modelVariables ?? []).every((v) => {
+    const stored = model.get(v.name);
+    return stored !== undefined && sameBits(stored, v.value);
+  });
+}
+
+/** Writes the optimizer's weights (and model variables) into an existing TF checkpoint, every other byte kept. */
+async function saveCheckpoint(file: string, optimizer: Nadam, weights: readonly StoredWeight[], options: SaveOptions): Promise<void> {
+  const prefix = checkpointPrefix(file);
+  if (prefix === null) throw new KerasValueError(`${file} is no TF checkpoint: kerasopt updates an existing checkpoint (or SavedModel variables) in place, it does not create one`);
+  const current = await readOptimizerState(file);
+  const key = (name: string): string => `${name}/.ATTRIBUTES/VARIABLE_VALUE`;
+  const updates = new Map<string, Tensor>();
+  weights.forEach((w, i) => {
+    if (current.weights[i]?.name !== w.name) throw new KerasValueError(`${file} holds a different optimizer state (weight ${i} is '${current.weights[i]?.name}', writing '${w.name}')`);
+    if (!sameBits(current.weights[i]!.value, w.value)) updates.set(key(w.name), w.value);
+  });
+  for (const v of options.modelVariables ?? []) {
+    if (!current.variables.some((m) => m.name === v.name)) throw new KerasValueError(`${file} has no model variable named '${v.name}' to write back`);
+    updates.set(key(v.name), v.value);
+  }
+  await updateBundleTensors(prefix, prefix, updates, file);
+  void optimizer;
 }

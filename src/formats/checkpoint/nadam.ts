@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { FormatError } from '../../errors.js';
 import { sameShape, shapeToString, type Tensor } from '../../tensor/tensor.js';
 import type { KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from '../state.js';
+import { layoutById } from '../layouts.js';
 import { TensorBundle, type BundleLimits } from './bundle.js';
 import { decodeMessage, type ObjectGraph } from './proto.js';
 
@@ -118,14 +119,23 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
       if (!sameShape(value.shape, owner.value.shape) || value.dtype !== owner.value.dtype) {
         fail(`key '${key}': ${value.dtype}${shapeToString(value.shape)}, but its variable '${path}' is ${owner.value.dtype}${shapeToString(owner.value.shape)}`);
       }
-      bySlot[slot].push({ variable: path, slot, weightName: stored(key, value).name, value });
+      bySlot[slot].push({ variable: path, slot, weightName: stored(key, value).name, value, inModel: true });
     }
   }
   const slots = [...bySlot.m, ...bySlot.v];
-  const weights: StoredWeight[] = [stored(iterKey, iter), stored(cacheKey, cache), ...slots.map((s) => ({ name: s.weightName, value: s.value }))];
+  const weights: StoredWeight[] = [
+    { ...stored(iterKey, iter), role: { kind: 'iterations' } },
+    { ...stored(cacheKey, cache), role: { kind: 'schedule' } },
+    ...slots.map((s) => ({ name: s.weightName, value: s.value, role: { kind: 'slot' as const, variable: s.variable, slot: s.slot } })),
+  ];
+  const row = layoutById('tf-keras-v2-checkpoint');
   return {
     file: label, format: 'tf-checkpoint', flavour: 'tf-keras', kerasVersion: null, className: 'Nadam', config, iterations, weights, slots, variables,
     schedule: { name: 'momentum_cache', value: cache, reconstructed: false }, stringStyle: null,
+    release: {
+      layout: row.id, range: row.releases,
+      evidence: [`object graph: the optimizer at '${optPath || 'the root'}' has optimizer_v2 Nadam's variables iter and momentum_cache`, `slots named by the graph's slot_variables (m, v)`],
+    },
     notes: [
       `TF checkpoint (tensor bundle ${prefix}): it saves no optimizer config; a tf.keras Nadam config was built from the saved hyperparameter variables ${HYPERS.join(', ')}`,
       savedEpsilon ? 'epsilon read from the saved epsilon variable' : 'epsilon is a Python float TF does not save: set to the default 1e-7 (pass the real one if training used another)',

@@ -162,18 +162,20 @@ export class Nadam extends Optimizer {
 
   protected createSlots(fresh: readonly Variable[], first: boolean): void {
     const [a, b] = this.recipe.slotNames;
-    if (this.recipe.flavour === 'tf-keras-new') { // build(): m then v per variable (interleaved), u_product unsaved
-      if (first) this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
+    if (this.recipe.flavour === 'tf-keras-new' || this.recipe.flavour === 'keras3') {
+      // build(): m then v per variable (interleaved). TF 2.11+ keeps u_product out of `variables`;
+      // Keras 3.10+ tracks it after the slots (3.0-3.9 before them: see docs/keras-releases.md).
+      if (first && this.recipe.flavour === 'tf-keras-new') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
       for (const v of fresh) {
         this.addSlot(v, a);
         this.addSlot(v, b);
       }
+      if (first && this.recipe.flavour === 'keras3') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
       return;
     }
-    if (first && this.recipe.flavour !== 'keras3') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
+    if (first) this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
     for (const v of fresh) this.addSlot(v, a);
     for (const v of fresh) this.addSlot(v, b);
-    if (first && this.recipe.flavour === 'keras3') this.addScheduleWeight(fresh[0]!.dtype as FloatDType);
   }
 
   protected *updateStep(items: readonly PreparedGradient[]): Flow<void> {
