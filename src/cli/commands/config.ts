@@ -10,7 +10,10 @@ import { writeFileAtomic } from '../../io/atomic.js';
 // Registers the .h5/.hdf5/.keras config loaders (src/formats/configSource.ts) with src/config/sources.ts.
 import '../../formats/index.js';
 import { isFlavour } from '../../optimizers/flavour.js';
-import type { Nadam } from '../../optimizers/nadam/index.js';
+import { Nadam } from '../../optimizers/nadam/index.js';
+import { readOptimizerState } from '../../formats/index.js';
+import { checkpointPrefix } from '../../formats/checkpoint/nadam.js';
+import { sniff } from '../../formats/read.js';
 import type { Command } from '../command.js';
 
 interface Streams {
@@ -20,15 +23,62 @@ interface Streams {
 
 const USAGE = `config show FILE [--json]
     Prints the optimizer config in FILE (a serialized optimizer, a tf.keras/Keras 2 training_config,
-    a Keras 3 config.json or a parity fixture manifest; .h5 and .keras when their reader is registered;
-    a TF checkpoint's .index, whose config is built from its saved hyperparameters),
-    where it was found, its detected flavour and Keras release with the evidence, and the config exactly
-    as Keras writes it. Exit: 0 read, 2 bad input (the error names the file and the JSON path).
+    a Keras 3 config.json or a parity fixture manifest; a Keras file: .h5, .weights.h5, .keras, a TF
+    checkpoint or SavedModel, read as a whole), where it was found, its flavour and the Keras release
+    that wrote it with the evidence (docs/keras-releases.md), and the config exactly as Keras writes it. Exit: 0 read, 2 bad input (the error names the file and the JSON path).
 config convert FILE --to keras3|tf-keras|keras2|tf-keras-new [--dialect D] [-o OUT]
     Converts the optimizer to another flavour and writes the serialized optimizer as the target Keras
     writes it (stdout, or OUT written atomically); lists every change in behaviour on stderr.`;
 
+/** Whether `file` is a Keras model/weights file or a TF checkpoint (read as a whole state), not a JSON config. */
+function isKerasFile(file: string): boolean {
+  if (checkpointPrefix(file) !== null) return true;
+  try {
+    sniff(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `config show` of a Keras file: the flavour, release and evidence come from the whole file (its
+ * keras_version, weight names and layout), which tells more than the config keys alone; a file
+ * that records no config (a .weights.h5, a checkpoint) shows the config kerasopt rebuilt, and says so.
+ */
+async function showKerasFile(file: string, json: boolean, io: Streams): Promise<number> {
+  const state = await readOptimizerState(file);
+  const opt = Nadam.fromConfig(state.config, { flavour: state.flavour, onWarning: (m) => io.stderr.write(`warning: ${m}\n`) });
+  const written = serialize(opt);
+  const r = state.release;
+  if (json) {
+    io.stdout.write(`${dumpsPython({ file, origin: state.format, class_name: state.className, flavour: state.flavour, release: r.range, layout: r.layout, evidence: r.evidence, keras_version: state.kerasVersion, config: state.config, as_keras_writes_it: written })}\n`);
+    return 0;
+  }
+  io.stdout.write(
+    [
+      `file:     ${file} (${state.format})`,
+      `class:    ${state.className}`,
+      `flavour:  ${state.flavour}`,
+      `release:  ${r.range} (layout ${r.layout})`,
+      ...r.evidence.map((e, i) => `${i === 0 ? 'evidence:' : '         '} ${e}`),
+      `config:   ${dumpsPython(state.config)}`,
+      ...state.notes.filter((n) => /config/.test(n)).map((n) => `note:     ${n}`),
+      `Keras writes it back as: ${dumpsPython(written)}`,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}
+
 async function show(file: string, json: boolean, io: Streams): Promise<number> {
+  if (isKerasFile(file)) {
+    try {
+      return await showKerasFile(file, json, io);
+    } catch (e) {
+      // a model compiled but saved without optimizer weights still has its config (training_config)
+      if (!(e instanceof FormatError) || !/no optimizer state/.test(e.message) || checkpointPrefix(file) !== null) throw e;
+    }
+  }
   const found = await readOptimizerConfigFile(file);
   const opt = deserialize(found.document, { file, onWarning: (m) => io.stderr.write(`warning: ${m}\n`) }) as Nadam;
   const d = found.detection;

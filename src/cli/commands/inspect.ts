@@ -16,7 +16,9 @@ const USAGE = `inspect FILE [--json]
     Prints the optimizer state of a Keras file (.h5 from tf.keras or Keras 2, .weights.h5 or .keras
     from Keras 3) or of a TF2 checkpoint holding a tf.keras Nadam (its prefix or .index, or a
     SavedModel directory): format, optimizer, config, iterations, the momentum schedule, and a table of slots
-    (variable, slot, shape, dtype, min/max/mean). Progress on stderr for large files (TTY only).
+    (variable, slot, shape, dtype, min/max/mean, whether the saved model has the variable), the Keras
+    release range and layout that wrote it with the evidence (docs/keras-releases.md). Progress on
+    stderr for large files (TTY only).
     Exit: 0 read, 2 bad input (the error names the file and the object).`;
 
 /** Files with more datasets than this show a progress bar while they are read. */
@@ -45,11 +47,14 @@ function summary(state: KerasOptimizerState): Record<string, unknown> {
     format: state.format,
     flavour: state.flavour,
     keras_version: state.kerasVersion,
+    release: state.release.range,
+    layout: state.release.layout,
+    evidence: state.release.evidence,
     optimizer: state.className,
     config: state.config,
     iterations: state.iterations,
     schedule: { name: state.schedule.name, value: state.schedule.value.get(0), dtype: state.schedule.value.dtype, reconstructed: state.schedule.reconstructed },
-    slots: state.slots.map((s) => ({ variable: s.variable, slot: s.slot, weight: s.weightName, shape: [...s.value.shape], dtype: s.value.dtype, ...stats(s.value) })),
+    slots: state.slots.map((s) => ({ variable: s.variable, slot: s.slot, weight: s.weightName, shape: [...s.value.shape], dtype: s.value.dtype, in_model: s.inModel, ...stats(s.value) })),
     notes: state.notes,
   };
 }
@@ -67,16 +72,18 @@ function text(state: KerasOptimizerState): string {
     `file:        ${state.file}`,
     `format:      ${state.format}${state.kerasVersion ? ` (keras_version ${state.kerasVersion})` : ''}`,
     `optimizer:   ${state.className} (flavour ${state.flavour})`,
+    `release:     ${state.release.range} (layout ${state.release.layout})`,
+    ...state.release.evidence.map((e, i) => `${i === 0 ? 'evidence:   ' : '            '} ${e}`),
     `config:      ${dumpsPython(state.config)}`,
     `iterations:  ${state.iterations}`,
     `schedule:    ${s.name} = ${s.value.get(0)} (${s.value.dtype})${s.reconstructed ? ' [reconstructed, not saved in the file]' : ''}`,
     ...state.notes.map((n, i) => `${i === 0 ? 'notes:      ' : '            '} ${n}`),
     '',
   ];
-  const rows = [['variable', 'slot', 'shape', 'dtype', 'min', 'max', 'mean']];
+  const rows = [['variable', 'slot', 'shape', 'dtype', 'min', 'max', 'mean', 'in model']];
   for (const slot of state.slots) {
     const st = stats(slot.value);
-    rows.push([slot.variable, slot.slot, `[${slot.value.shape.join(', ')}]`, slot.value.dtype, num(st?.min), num(st?.max), num(st?.mean)]);
+    rows.push([slot.variable, slot.slot, `[${slot.value.shape.join(', ')}]`, slot.value.dtype, num(st?.min), num(st?.max), num(st?.mean), slot.inModel ? 'yes' : 'no (kept as read)']);
   }
   return `${lines.join('\n')}${table(rows)}\n`;
 }
