@@ -1,22 +1,14 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { deserialize, dumpsPython, locateOptimizer, Nadam, parsePythonJson, serialize } from '../src/index.js';
+import { CORPUS_DIR, IS_DEFAULT_CORPUS, loadCorpus } from './helpers/corpus.js';
 import { missingPython, python } from './helpers/python.js';
 
-/** The real Keras files, read in place (never copied into the repo). */
-const CORPUS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'corpus', 'real');
-const KINDS = new Set(['.h5', '.hdf5', '.keras', '.json']);
-
-function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? listFiles(p) : KINDS.has(extname(name).toLowerCase()) ? [p] : [];
-  });
-}
+/** The real Keras files that carry a config (.h5 training_config, .keras config.json), from the corpus manifest, read in place. */
+const corpus = loadCorpus();
+const files = corpus.items.filter((i) => i.kind === 'hdf5' || i.kind === 'keras-archive').map((i) => i.path);
 
 /** The optimizer-config JSON text of a file, read with h5py / zipfile (independent of kerasopt's readers). */
 const READ = `
@@ -52,13 +44,11 @@ function roundTrip(text: string, file: string): { className: string; same: boole
   return { className: found.className, same: samePythonValue(before, after), sameBytes: before === after };
 }
 
-const files = listFiles(CORPUS);
-
-describe('real Keras files in ../shared/corpus/real', () => {
+describe('real Keras files of the corpus manifest (../shared/corpus/real or KERASOPT_CORPUS_DIR)', () => {
   if (files.length === 0) {
     test('0 real files checked (the corpus holds no Keras file yet)', () => {
-      console.warn(`\n*** CONFIG CORPUS: 0 real files checked: ${CORPUS} holds no .h5/.keras/.json file yet. Nothing real was verified. ***\n`);
-      expect(listFiles(CORPUS)).toEqual([]);
+      console.warn(`\n*** CONFIG CORPUS: 0 real files checked: ${CORPUS_DIR}: ${corpus.problem ?? 'no .h5/.keras item'}. Nothing real was verified. ***\n`);
+      expect(process.env.CI && IS_DEFAULT_CORPUS ? 'the default corpus must hold real files in CI' : files).toEqual([]);
     });
   }
 
@@ -83,7 +73,23 @@ describe('real Keras files in ../shared/corpus/real', () => {
       expect(() => deserialize(text, { file })).toThrow(/kerasopt implements Nadam only|unknown optimizer class/);
       return;
     }
-    expect(roundTrip(text, file).same).toBe(true);
+    const compiled = (doc as { compile_config?: { optimizer?: unknown } }).compile_config?.optimizer;
+    if (typeof compiled === 'string') {
+      // compile(optimizer='nadam') saves the alias, and Keras writes the alias back: there is no config to re-serialize
+      console.warn(`*** ${file}: the optimizer is the string '${compiled}' (Keras's defaults): nothing to re-serialize ***`);
+      return;
+    }
+    const trip = roundTrip(text, file);
+    if (!trip.same && found.config['decay'] !== undefined && found.config['schedule_decay'] === undefined) {
+      // tf.keras optimizer_v2 Nadam overwrites decay with schedule_decay (default 0.004) in __init__, so TF
+      // itself writes decay 0.004 back for a file whose decay was another number (a float32-rounded 0.004):
+      // the only key allowed to differ, and only in that way.
+      const again = deserialize(text, { file, onWarning: () => {} }) as Nadam;
+      expect(again.getConfig()['decay']).toBe(0.004);
+      expect({ ...found.config, decay: 0.004 }).toEqual(again.getConfig());
+      return;
+    }
+    expect(trip.same).toBe(true);
   });
 });
 

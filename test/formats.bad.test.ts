@@ -143,7 +143,7 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     k3.build([new Variable(Tensor.zeros('float32', [3]), { name: 'w' })]);
     const weights = join(made.dir, `alone${n++}.weights.h5`);
     await saveOptimizerState(weights, k3);
-    expect((await formatError(weights)).message).toMatch(/no layers group: the model variables are needed/);
+    expect((await formatError(weights)).message).toMatch(/no model variables \(no layers\/<name>\/vars datasets\): the model variables are needed/);
   });
 
   it('a model saved without optimizer state', async () => {
@@ -168,14 +168,14 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
 
   it('a first weight named iteration with a config that is not TF 2.11-2.15\'s (a Keras 3 .h5) is refused by name', async () => {
     const file = edited('tf_keras_h5py3.h5', "g = f['optimizer_weights']\nnames = [n if isinstance(n, bytes) else n.encode() for n in g.attrs['weight_names']]\nnames[0] = b'Nadam/iteration:0'\ng.attrs['weight_names'] = names\ng.move('Nadam/iter:0', 'Nadam/iteration:0')");
-    expect((await formatError(file)).message).toMatch(/written by a Keras 3 optimizer or one kerasopt cannot place \(first weight 'Nadam\/iteration:0', second 'Nadam\/momentum_cache:0'/);
+    expect((await formatError(file)).message).toMatch(/a TF 2.11\+ Nadam saves iteration then m and v per variable; this file has 9 weights after 'Nadam\/iteration:0'/);
   });
 
   it('TF 2.11-2.15 .h5: slots out of order (m, m, v, v) or naming no model variable are refused by name', async () => {
     const swapped = edited('tf_keras_new.h5', "g = f['optimizer_weights']\nnames = list(g.attrs['weight_names'])\nnames[2], names[3] = names[3], names[2]\ng.attrs['weight_names'] = names");
-    expect((await formatError(swapped)).message).toMatch(/optimizer weight 'Nadam\/m\/dense\/bias:0' \(weight 3\) should be the v slot of a model variable/);
+    expect((await formatError(swapped)).message).toMatch(/optimizer weights 'Nadam\/m\/dense\/kernel:0' and 'Nadam\/m\/dense\/bias:0' are not in TF 2.11\+ Nadam order/);
     const stranger = edited('tf_keras_new.h5', "g = f['optimizer_weights']\nnames = list(g.attrs['weight_names'])\ng.move(names[1], 'Nadam/m/other/kernel:0')\nnames[1] = 'Nadam/m/other/kernel:0'\ng.attrs['weight_names'] = names");
-    expect((await formatError(stranger)).message).toMatch(/'Nadam\/m\/other\/kernel:0' \(weight 2\) should be the m slot of a model variable, named '<optimizer>\/m\/<variable>:0'/);
+    expect((await formatError(stranger)).message).toMatch(/optimizer weights 'Nadam\/m\/other\/kernel:0' and 'Nadam\/v\/dense\/kernel:0' are not in TF 2.11\+ Nadam order/);
   });
 
   it('a dataset declaring 40 GB in a 30 KB file is refused under the default cap, before any allocation', async () => {
@@ -249,7 +249,7 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
       "import sys, json, zipfile\nsrc = zipfile.ZipFile(sys.argv[1])\nz = zipfile.ZipFile(sys.argv[2], 'w')\nfor name in src.namelist():\n    data = src.read(name)\n    if name == 'config.json':\n        c = json.loads(data)\n        c['compile_config']['optimizer']['class_name'] = 'Adam'\n        data = json.dumps(c)\n    z.writestr(name, data)\nz.close()",
       [made.files['keras3.keras']!.file, archive],
     );
-    expect((await formatError(archive)).message).toMatch(/compile_config\.optimizer has class_name 'Adam'; kerasopt reads Nadam state only/);
+    expect((await formatError(archive)).message).toMatch(/compile_config\.optimizer names the optimizer 'Adam'; kerasopt reads Nadam state only/);
   });
 
   it('a training_config that is not valid JSON', async () => {

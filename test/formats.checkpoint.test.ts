@@ -146,10 +146,10 @@ describe('tf.keras Nadam from a checkpoint', () => {
     expect(variables.map((v) => hexOf(v.value))).toEqual(manual.map((v) => hexOf(v.value)));
     expect(hexOf(variables[0]!.value)).not.toBe(hexOf(state.variables[0]!.value));
 
-    // Writing checkpoints is out of scope: saving "like" a checkpoint is refused, and nothing is written.
+    // A checkpoint is updated in place, never created: saving "like" a checkpoint into a new path is refused, and nothing is written.
     const target = join(dir, 'like-checkpoint.h5');
     await expect(saveOptimizerState(target, optimizer, { like: state })).rejects.toThrow(KerasValueError);
-    await expect(saveOptimizerState(target, optimizer, { like: state })).rejects.toThrow(/does not write them/);
+    await expect(saveOptimizerState(target, optimizer, { like: state })).rejects.toThrow(/is no TF checkpoint: kerasopt updates an existing checkpoint/);
     expect(existsSync(target)).toBe(false);
   });
 });
@@ -165,7 +165,7 @@ describe('the CLI on a checkpoint', () => {
     expect(summary.slots.map((s) => `${s.variable}:${s.slot}`)).toContain('model/layer_with_weights-0/bias:v');
     out = '';
     expect(await createConfigCommand(io as never).run(['show', `${sharded.prefix}.index`])).toBe(0);
-    expect(out).toMatch(/built from the saved hyperparameter variables of the TF checkpoint/);
+    expect(out).toMatch(/config was built from the saved hyperparameter variables/);
     expect(out).toMatch(/flavour: +tf-keras/);
   });
 });

@@ -27,7 +27,7 @@ describe.skipIf(missing !== null)('kerasopt inspect', () => {
     expect(out).toMatch(/optimizer: +Nadam \(flavour tf-keras\)/);
     expect(out).toMatch(/iterations: +7/);
     expect(out).toMatch(/schedule: +momentum_cache = 0\.00375380/);
-    expect(out).toMatch(/^variable +slot +shape +dtype +min +max +mean$/m);
+    expect(out).toMatch(/^variable +slot +shape +dtype +min +max +mean +in model$/m);
     expect(out).toMatch(/^dense\/kernel +m +\[3, 4\] +float32 +-?\d/m);
     expect(out.trim().split('\n').filter((l) => /^dense/.test(l))).toHaveLength(8);
   });

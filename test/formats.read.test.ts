@@ -78,7 +78,7 @@ describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test he
     const state = await readOptimizerState(info.file);
     expect(state.keras2Layout).toBe('2.2');
     expect(state.schedule.reconstructed).toBe(true);
-    expect(state.notes.join(' ')).toMatch(/m_schedule is not saved by Keras 2\.2: reconstructed/);
+    expect(state.notes.join(' ')).toMatch(/m_schedule is not saved by standalone Keras 2\.1\.0-2\.2\.5.*: reconstructed/);
     // kerasopt's float32 product against numpy's own float32 ops (the helper's independent computation)
     const ours = state.schedule.value.get(0);
     expect(ours).toBe(reconstructMSchedule(state.config, info.iterations!));
@@ -134,7 +134,19 @@ describe.skipIf(missing !== null)('reading Keras files (made by kerasopt test he
     expect(state.iterations).toBe(6);
     expect(state.schedule).toMatchObject({ name: 'u_product', reconstructed: false });
     expect(state.schedule.value.get(0)).toBe(info.u_product);
-    expect(state.slots.map((s) => s.variable).slice(0, 4)).toEqual(['layers/dense/vars/0', 'layers/dense/vars/1', 'layers/dense_1/vars/0', 'layers/dense_1/vars/1']);
+    // Keras 3.3.3 (3.0-3.9 layout): iteration, learning_rate, u_product, then m and v of each variable in turn
+    expect(state.release.layout).toBe('keras-3.0-u-first');
+    expect(state.weights.map((w) => w.role?.kind)).toEqual(['iterations', 'learning_rate', 'schedule', 'slot', 'slot', 'slot', 'slot', 'slot', 'slot', 'slot', 'slot']);
+    expect(state.slots.map((s) => `${s.variable}/${s.slot}`).slice(0, 4)).toEqual(['layers/dense/vars/0/momentum', 'layers/dense/vars/0/velocity', 'layers/dense/vars/1/momentum', 'layers/dense/vars/1/velocity']);
+    expect(state.variables.map((v) => v.name)).toEqual(['layers/dense/vars/0', 'layers/dense/vars/1', 'layers/dense_1/vars/0', 'layers/dense_1/vars/1']);
+  });
+
+  it('Keras 3 .weights.h5 without a version: the one layout that fits the variables is taken, and the evidence says so', async () => {
+    const state = await readOptimizerState(f('keras3.weights.h5').file);
+    expect(state.release.layout).toBe('keras-3.10-u-last');
+    expect(state.release.evidence.join(' ')).toMatch(/only layout keras-3.10-u-last fits the variables/);
+    expect(state.weights.at(-1)!.role).toEqual({ kind: 'schedule' });
+    expect(state.schedule.value.get(0)).toBe(f('keras3.weights.h5').u_product);
   });
 
   it('Keras 3: a nested model\'s variables (layers/<model>/layers/<layer>/vars) are tied too', async () => {

@@ -10,7 +10,9 @@ following the sources read for the layouts:
   - tf.keras 2.13-2.15 .keras  tf_keras/saving/saving_lib.py and Optimizer.save_own_variables (optimizer.variables
     by index: iteration, m0, v0, m1, v1, ...);
   - Keras 2.2.4 / 2.3  keras/engine/saving.py (_serialize_model) and keras/utils/io_utils.py (H5Dict);
-  - Keras 3  keras/src/saving/saving_lib.py (H5IOStore, H5Entry, _save_state) and Optimizer.save_own_variables.
+  - Keras 3  keras/src/saving/saving_lib.py (H5IOStore, H5Entry, _save_state) and Optimizer.save_own_variables;
+    Nadam's variables: iteration, learning_rate, then u_product and m/v interleaved (3.0-3.9) or m/v interleaved
+    and u_product (3.10+), see docs/keras-releases.md.
 
 Two string styles exist in real files: h5py 2 (what TF <= 2.4 and Keras 2.2 ran with) stores `bytes` as
 fixed-length NULLPAD strings; h5py 3 (TF >= 2.5) stores `bytes` and lists of bytes as variable-length ASCII.
@@ -214,7 +216,18 @@ def tf_keras_new_file(path, rng, dtype='float32', iterations=9):
             'u_product': float(u_product_tf211(iterations, 0.9, np.dtype(dtype)))}
 
 
-def keras3_weights(h5file, rng, iterations=4):
+def keras3_slots(rng, variables, u, layout):
+    """Keras 3's optimizer.variables after iteration and learning_rate: m and v interleaved per variable
+    (add_variable_from_reference per variable); u_product assigned before the slots up to 3.9 ('u-first'),
+    after them from 3.10 ('u-last', add_optimizer_variables, keras-team/keras PR #21232/#21247)."""
+    slots = []
+    for v in variables:
+        slots += [rng.standard_normal(v.shape).astype('float32'), np.abs(rng.standard_normal(v.shape)).astype('float32')]
+    u = [np.array(u, dtype=np.float32)]
+    return u + slots if layout == 'u-first' else slots + u
+
+
+def keras3_weights(h5file, rng, iterations=4, layout='u-last'):
     layers = [('dense', (3, 4)), ('dense_1', (4, 2))]
     model = dense_model(rng, layers, 'float32')
     h5file.create_group('vars')
@@ -227,9 +240,7 @@ def keras3_weights(h5file, rng, iterations=4):
     for k in range(iterations):
         u = F32(u * F32(0.9) * (F32(1) - F32(0.5) * np.power(F32(0.96), F32(k + 1))))
     opt = [np.array(iterations, dtype=np.int64), np.array(0.001, dtype=np.float32)]
-    opt += [rng.standard_normal(v.shape).astype('float32') for v in variables]
-    opt += [np.abs(rng.standard_normal(v.shape)).astype('float32') for v in variables]
-    opt.append(np.array(u, dtype=np.float32))
+    opt += keras3_slots(rng, variables, u, layout)
     g = h5file.create_group('optimizer').create_group('vars')
     for k, v in enumerate(opt):
         g[str(k)] = v
@@ -306,7 +317,7 @@ def make(out):
     entry('keras3.weights.h5', dict(info), 'Keras 3 .weights.h5')
     buf = io.BytesIO()
     with h5py.File(buf, 'w') as f:
-        info = keras3_weights(f, rng, iterations=6)
+        info = keras3_weights(f, rng, iterations=6, layout='u-first')
     with zipfile.ZipFile(os.path.join(out, 'keras3.keras'), 'w') as zf:
         zf.writestr('metadata.json', json.dumps({'keras_version': '3.3.3', 'date_saved': '2024-06-11@10:00:00'}))
         zf.writestr('config.json', json.dumps(keras3_config(info['layers'])))
@@ -326,9 +337,7 @@ def make(out):
             f['layers/sequential/layers/dense/vars'][str(k)] = v
         variables = [v for _, v in outer[0][1]] + [v for _, v in inner[0][1]]
         opt = [np.array(2, dtype=np.int64), np.array(0.001, dtype=np.float32)]
-        opt += [rng.standard_normal(v.shape).astype('float32') for v in variables]
-        opt += [np.abs(rng.standard_normal(v.shape)).astype('float32') for v in variables]
-        opt.append(np.array(0.5, dtype=np.float32))
+        opt += keras3_slots(rng, variables, 0.5, 'u-last')
         g = f.create_group('optimizer/vars')
         for k, v in enumerate(opt):
             g[str(k)] = v
