@@ -5,7 +5,7 @@ import type { ModelVariable } from './state.js';
 /**
  * How positional slots found their variables: `position` is the optimizer's variable list, i.e. the
  * model's trainable variables in model order; `position-sorted-by-name` is that list sorted by
- * variable name, as Keras 2.0.0-2.0.5's `_collect_trainable_weights` did.
+ * variable name, as Keras 2.0.0-2.0.6 did.
  */
 export type PositionRule = 'position' | 'position-sorted-by-name';
 
@@ -27,7 +27,7 @@ export function tieInOrder(
   let candidates = model.filter((v) => v.trainable !== false);
   if (rule === 'position-sorted-by-name') candidates = [...candidates].sort((a, b) => (`${a.name}:0` < `${b.name}:0` ? -1 : `${a.name}:0` > `${b.name}:0` ? 1 : 0));
   const fits = (v: ModelVariable, t: Tensor): boolean => sameShape(v.value.shape, t.shape) && v.value.dtype === t.dtype;
-  const ruleText = rule === 'position' ? "the model's trainable variables in model order" : "the model's trainable variables sorted by name (Keras 2.0.0-2.0.5)";
+  const ruleText = rule === 'position' ? "the model's trainable variables in model order" : "the model's trainable variables sorted by name (Keras 2.0.0-2.0.6)";
   const notes: string[] = [];
   let owners: ModelVariable[];
   if (candidates.length === slots.length && slots.every((s, i) => fits(candidates[i]!, s.value))) {
