@@ -271,10 +271,18 @@ function tfKerasState(read: LegacyH5Read, evidence: string[]): KerasOptimizerSta
   const optName = typeof config.name === 'string' ? config.name : 'Nadam';
   // optimizer_v2 names a slot '<optimizer>/<variable>/<slot>:0'; each call of _create_all_weights on new
   // variables appends all their m, then all their v, so the list is blocked per batch of variables.
+  const names = model.map((v) => v.name);
   const slots = tieByName(label, weights.slice(2), model, (path) => {
-    const at = path.indexOf(`${optName}/`);
     const cut = path.lastIndexOf('/');
-    return at < 0 || cut <= at + optName.length ? null : { variable: path.slice(at + optName.length + 1, cut), slot: path.slice(cut + 1) };
+    if (cut <= 0) return null;
+    const [rest, slot] = [path.slice(0, cut), path.slice(cut + 1)];
+    // the longest model variable the path ends with (scopes such as 'training/' or 'Nadam_1/' may precede it);
+    // else the part after the optimizer's name scope (a variable the saved model lacks)
+    const owner = names.filter((n) => rest.endsWith(`/${n}`)).sort((a, b) => b.length - a.length)[0];
+    if (owner) return { variable: owner, slot };
+    const at = rest.indexOf(`${optName}/`);
+    const variable = at >= 0 ? rest.slice(at + optName.length + 1) : rest.slice(rest.indexOf('/') + 1);
+    return rest.includes('/') && variable ? { variable, slot } : null;
   }, `'<${optName}>/<variable>/m:0' or '/v:0'`);
   const order = pairUp(label, slots, 'tf.keras Nadam order (iter, momentum_cache, then the m of a batch of variables followed by their v)');
   const byName = new Map(model.map((v) => [v.name, v]));
