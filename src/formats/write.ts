@@ -9,7 +9,7 @@ import type { Variable } from '../tensor/variable.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import { H5File } from './hdf5.js';
 import { optimizerFromModelConfig } from './keras3.js';
-import { readNameList, readTrainingConfig } from './kerasH5.js';
+import { legacyFamily, readNameList, readTrainingConfig } from './kerasH5.js';
 import { readOptimizerState, sniff } from './read.js';
 import { checkpointPrefix } from './checkpoint/nadam.js';
 import { updateBundleTensors } from './checkpoint/update.js';
@@ -75,14 +75,12 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
   if (!optimizer.built && !(like && like.slots.length === 0)) throw new KerasValueError(`optimizer ${optimizer.name} has no slots yet: build it on its variables (or take a step) before saving`);
   const exists = existsSync(file) || checkpointPrefix(file) !== null;
   const kind = exists && checkpointPrefix(file) === null ? sniff(file) : null;
-  if (exists && !like && options.layout === undefined) {
-    // an existing state fixes the order its release saves in; the new values must follow it
-    const current = await readOptimizerState(file).catch(() => null);
-    if (current) options.layout = current.release.layout;
-  }
+  // An existing state fixes the order, names and dtypes its release saves in: the new values follow it.
+  const current = exists && !like ? await readOptimizerState(file).catch(() => null) : null;
+  if (current && options.layout === undefined) options.layout = current.release.layout;
  const format = options.format ?? (exists ? (checkpointPrefix(file) !== null ? 'tf-checkpoint' : await formatOf(file, kind!)) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
   if (!FORMAT_FLAVOURS[format].includes(optimizer.flavour)) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOURS[format].join(' or ')} state)`);
-  const weights = weightsToWrite(optimizer, format, options);
+  const weights = weightsToWrite(optimizer, format, current && !options.weightNames ? { ...options, like: current } : options);
   // An unchanged state is not written at all, so the file keeps every byte (a write would move HDF5 metadata).
   if (exists && (await alreadyHolds(file, optimizer, weights, options))) return;
   if (format === 'tf-checkpoint') return saveCheckpoint(file, optimizer, weights, options);
@@ -118,8 +116,9 @@ async function formatOf(file: string, kind: 'hdf5' | 'zip'): Promise<KerasFileFo
 function legacyOrKeras3(h: H5File): KerasFileFormat {
   if (h.kind('optimizer') === 'group' || h.kind('layers') === 'group') return 'keras3-weights-h5';
   const names = h.kind('optimizer_weights') === 'group' ? readNameList(h, 'optimizer_weights', 'weight_names') : null;
-  if (names?.[0]?.replace(/:\d+$/, '').endsWith('iterations')) return 'keras2-h5';
-  if (names?.[0]?.replace(/:\d+$/, '').endsWith('iteration')) return 'tf-keras-new-h5';
+  const family = names?.[0] ? legacyFamily(names[0]) : null;
+  if (family === 'keras2') return 'keras2-h5';
+  if (family === 'tf-keras-new') return 'tf-keras-new-h5';
   const version = h.stringAttribute('/', 'keras_version');
   return typeof version === 'string' && /^2\.[0-3]\.\d+$/.test(version) && !names ? 'keras2-h5' : 'tf-keras-h5';
 }

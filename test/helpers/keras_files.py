@@ -288,6 +288,230 @@ def keras3_config(layers):
             'loss': 'mean_squared_error', 'metrics': None}}
 
 
+# --- files for test/formats.layouts.test.ts (each follows a row of docs/keras-releases.md) ---------------
+
+def keras3_u_product(iterations):
+    """Keras 3's u_product after `iterations` steps, in float32 with numpy's own ops."""
+    u = F32(1)
+    for k in range(iterations):
+        u = F32(u * F32(0.9) * (F32(1) - F32(0.5) * np.power(F32(0.96), F32(k + 1))))
+    return u
+
+
+def keras3_layer_config(cls, name, trainable, extra):
+    cfg = {'name': name, 'trainable': trainable, 'dtype': 'float32'}
+    cfg.update(extra)
+    return {'module': 'keras.layers', 'class_name': cls, 'config': cfg, 'registered_name': None}
+
+
+def keras3_bn_model(rng, frozen=()):
+    """Sequential [Dense(3->4), BatchNormalization(4), Dense(4->2)] as Keras 3 saves it: each layer's
+    `vars` are its trainable then non-trainable variables (Layer.save_own_variables), so BatchNormalization
+    stores gamma, beta, moving_mean, moving_variance. Returns (layers, config layers, trainable variables
+    in model order: what the optimizer was built on). `frozen` names layers with trainable=False."""
+    d0k, d0b = rng.standard_normal((3, 4)).astype('float32'), rng.standard_normal(4).astype('float32')
+    gamma, beta = (1 + 0.1 * rng.standard_normal(4)).astype('float32'), rng.standard_normal(4).astype('float32')
+    mean, var = rng.standard_normal(4).astype('float32'), np.abs(rng.standard_normal(4)).astype('float32')
+    d1k, d1b = rng.standard_normal((4, 2)).astype('float32'), rng.standard_normal(2).astype('float32')
+    layers = [('dense', 'Dense', [d0k, d0b], 2, {'units': 4}),
+              ('batch_normalization', 'BatchNormalization', [gamma, beta, mean, var], 2,
+               {'axis': -1, 'momentum': 0.99, 'epsilon': 0.001, 'center': True, 'scale': True}),
+              ('dense_1', 'Dense', [d1k, d1b], 2, {'units': 2})]
+    config = [{'module': 'keras.layers', 'class_name': 'InputLayer', 'registered_name': None,
+               'config': {'batch_shape': [None, 3], 'dtype': 'float32', 'sparse': False, 'name': 'input_layer'}}]
+    trainable = []
+    for name, cls, values, n_trainable, extra in layers:
+        config.append(keras3_layer_config(cls, name, name not in frozen, extra))
+        if name not in frozen:
+            trainable += values[:n_trainable]
+    return layers, config, trainable
+
+
+def keras3_optimizer_config(learning_rate):
+    return {'module': 'keras.optimizers', 'class_name': 'Nadam', 'config': {
+        'name': 'nadam', 'learning_rate': learning_rate, 'weight_decay': None, 'clipnorm': None,
+        'global_clipnorm': None, 'clipvalue': None, 'use_ema': False, 'ema_momentum': 0.99,
+        'ema_overwrite_frequency': None, 'loss_scale_factor': None, 'gradient_accumulation_steps': None,
+        'beta_1': 0.9, 'beta_2': 0.999, 'epsilon': 1e-07}, 'registered_name': None}
+
+
+def keras3_bn_archive(path, rng, version, layout, iterations, frozen=(), schedule=False):
+    """A Keras 3 .keras archive of keras3_bn_model: optimizer/vars = iteration, learning_rate (absent with a
+    schedule), then u_product and the interleaved slots in `layout` order (keras3_slots)."""
+    layers, config_layers, trainable = keras3_bn_model(rng, frozen)
+    buf = io.BytesIO()
+    with h5py.File(buf, 'w') as f:
+        f.create_group('vars')
+        for name, _, values, _, _ in layers:
+            g = f.create_group('layers/%s/vars' % name)
+            for k, v in enumerate(values):
+                g[str(k)] = v
+        opt = [np.array(iterations, dtype=np.int64)]
+        if not schedule:
+            opt.append(np.array(0.001, dtype=np.float32))
+        opt += keras3_slots(rng, trainable, keras3_u_product(iterations), layout)
+        g = f.create_group('optimizer/vars')
+        for k, v in enumerate(opt):
+            g[str(k)] = v
+    lr = {'module': 'keras.optimizers.schedules', 'class_name': 'ExponentialDecay', 'config': {
+        'initial_learning_rate': 0.001, 'decay_steps': 1000, 'decay_rate': 0.96, 'staircase': False,
+        'name': 'ExponentialDecay'}, 'registered_name': None} if schedule else 0.0010000000474974513
+    config = {'module': 'keras', 'class_name': 'Sequential', 'registered_name': None,
+              'config': {'name': 'sequential', 'trainable': True, 'dtype': 'float32', 'layers': config_layers},
+              'build_config': {'input_shape': [None, 3]},
+              'compile_config': {'optimizer': keras3_optimizer_config(lr), 'loss': 'mean_squared_error',
+                                 'loss_weights': None, 'metrics': None, 'weighted_metrics': None,
+                                 'run_eagerly': False, 'steps_per_execution': 1, 'jit_compile': False}}
+    with zipfile.ZipFile(path, 'w') as zf:
+        zf.writestr('metadata.json', json.dumps({'keras_version': version, 'date_saved': '2025-06-01@10:00:00'}))
+        zf.writestr('config.json', json.dumps(config))
+        zf.writestr('model.weights.h5', buf.getvalue())
+    return {'flavour': 'keras3', 'iterations': iterations, 'slots': 2 * len(trainable),
+            'u_product': float(keras3_u_product(iterations))}
+
+
+def keras3_bare_weights(path, rng, shapes, iterations, layout='u-first'):
+    """A Keras 3 .weights.h5 (no version, no config) of one layer per shape in `shapes`, each holding one
+    variable: 'layers/<name>/vars/0'. The optimizer has learning_rate and `layout`'s u_product place."""
+    variables = [rng.standard_normal(s).astype('float32') for s in shapes]
+    with h5py.File(path, 'w') as f:
+        f.create_group('vars')
+        for i, v in enumerate(variables):
+            f.create_group('layers/%s/vars' % ('scale' if i == 0 else 'scale_%d' % i))['0'] = v
+        opt = [np.array(iterations, dtype=np.int64), np.array(0.001, dtype=np.float32)]
+        opt += keras3_slots(rng, variables, keras3_u_product(iterations), layout)
+        g = f.create_group('optimizer/vars')
+        for k, v in enumerate(opt):
+            g[str(k)] = v
+    return {'flavour': 'keras3', 'iterations': iterations, 'slots': 2 * len(variables),
+            'u_product': float(keras3_u_product(iterations))}
+
+
+def keras2_model_file(path, rng, version, layers, trainable, opt_weights, iterations, model_cfg, training):
+    """A standalone Keras 2 .h5: `layers` = [(layer, [(weight_name, value)])] in model order, `trainable` the
+    weights the optimizer's params held (in the order get_updates received them); optimizer weights are
+    opt_weights[0] (iterations) then all m then all v, named by `opt_weights[1](k)`."""
+    with h5py.File(path, 'w') as f:
+        put_attr(f, 'keras_version', version.encode('utf8'), 'h5py2')
+        put_attr(f, 'backend', b'tensorflow', 'h5py2')
+        put_attr(f, 'model_config', json.dumps(model_cfg).encode('utf8'), 'h5py2')
+        write_model_weights(f, layers, version, 'h5py2')
+        put_attr(f, 'training_config', json.dumps(training).encode('utf8'), 'h5py2')
+        weights = [opt_weights[0]]
+        for k, (slot, v) in enumerate([('m', v) for v in trainable] + [('v', v) for v in trainable]):
+            values = rng.standard_normal(v.shape).astype('float32')
+            weights.append((opt_weights[1](k), np.abs(values) if slot == 'v' else values))
+        g = f.create_group('optimizer_weights')
+        save_name_list(g, 'weight_names', [x.encode('utf8') for x, _ in weights], 'h5py2')
+        for x, v in weights:
+            put_dataset(g, x, v)
+    return {'flavour': 'keras2', 'iterations': iterations, 'slots': 2 * len(trainable)}
+
+
+def keras2_bn_frozen_file(path, rng, iterations=5):
+    """Keras 2.2.4: Sequential [dense_1 (frozen), batch_normalization_1, dense_2]. The optimizer's params are
+    model._collected_trainable_weights: the frozen layer's weights and BatchNormalization's moving statistics
+    are not among them. Keras 2.2 Sequential.get_config is {'name', 'layers'}, each with 'trainable'."""
+    v = lambda *s: rng.standard_normal(s).astype('float32')
+    layers = [('dense_1', [('dense_1/kernel:0', v(3, 4)), ('dense_1/bias:0', v(4))]),
+              ('batch_normalization_1', [('batch_normalization_1/gamma:0', v(4)), ('batch_normalization_1/beta:0', v(4)),
+                                         ('batch_normalization_1/moving_mean:0', v(4)),
+                                         ('batch_normalization_1/moving_variance:0', np.abs(v(4)))]),
+              ('dense_2', [('dense_2/kernel:0', v(4, 2)), ('dense_2/bias:0', v(2))])]
+    trainable = [w for w in layers[1][1][:2] + layers[2][1]]
+    cfg = {'class_name': 'Sequential', 'config': {'name': 'sequential_1', 'layers': [
+        {'class_name': 'Dense', 'config': {'name': 'dense_1', 'trainable': False, 'units': 4, 'batch_input_shape': [None, 3], 'dtype': 'float32'}},
+        {'class_name': 'BatchNormalization', 'config': {'name': 'batch_normalization_1', 'trainable': True, 'axis': -1, 'momentum': 0.99, 'epsilon': 0.001}},
+        {'class_name': 'Dense', 'config': {'name': 'dense_2', 'trainable': True, 'units': 2}}]}}
+    training = {'optimizer_config': {'class_name': 'Nadam', 'config': {
+        'lr': float(F32(0.002)), 'beta_1': float(F32(0.9)), 'beta_2': float(F32(0.999)), 'epsilon': 1e-07,
+        'schedule_decay': 0.004}},
+        'loss': 'mse', 'metrics': [], 'weighted_metrics': None, 'sample_weight_mode': None, 'loss_weights': None}
+    iters = ('Nadam/iterations:0', np.array(iterations, dtype=np.int64))
+    name = lambda k: 'training/Nadam/Variable:0' if k == 0 else 'training/Nadam/Variable_%d:0' % k
+    info = keras2_model_file(path, rng, '2.2.4', layers, [x for _, x in trainable], (iters, name), iterations, cfg, training)
+    info['tied'] = [w[:-2] for w, _ in trainable]
+    return info
+
+
+def keras2_sorted_file(path, rng, iterations=6):
+    """Keras 2.0.4: iterations a float32 K.variable(0.) (TF names it 'iterations_3' when others exist), slots
+    unnamed K.zeros ('Variable_N'), and the params _collect_trainable_weights sorted by variable name."""
+    v = lambda *s: rng.standard_normal(s).astype('float32')
+    layers = [('conv2d_1', [('conv2d_1/kernel:0', v(3, 3, 1, 2)), ('conv2d_1/bias:0', v(2))]),
+              ('dense_2', [('dense_2/kernel:0', v(8, 4)), ('dense_2/bias:0', v(4))]),
+              ('dense_10', [('dense_10/kernel:0', v(4, 3)), ('dense_10/bias:0', v(3))])]
+    trainable = sorted([w for _, ws in layers for w in ws], key=lambda x: x[0])
+    cfg = {'class_name': 'Sequential', 'config': [  # Keras 2.0 Sequential.get_config: the layer list
+        {'class_name': 'Conv2D', 'config': {'name': 'conv2d_1', 'trainable': True, 'filters': 2, 'kernel_size': [3, 3], 'batch_input_shape': [None, 4, 4, 1]}},
+        {'class_name': 'Flatten', 'config': {'name': 'flatten_1', 'trainable': True}},
+        {'class_name': 'Dense', 'config': {'name': 'dense_2', 'trainable': True, 'units': 4}},
+        {'class_name': 'Dense', 'config': {'name': 'dense_10', 'trainable': True, 'units': 3}}]}
+    training = {'optimizer_config': {'class_name': 'Nadam', 'config': {
+        'lr': float(F32(0.002)), 'beta_1': float(F32(0.9)), 'beta_2': float(F32(0.999)), 'epsilon': 1e-08,
+        'schedule_decay': 0.004}}, 'loss': 'mse', 'metrics': [], 'sample_weight_mode': None, 'loss_weights': None}
+    iters = ('iterations_3:0', np.array(iterations, dtype=np.float32))
+    name = lambda k: 'Variable_%d:0' % (k + 4)  # other unnamed variables were made before
+    info = keras2_model_file(path, rng, '2.0.4', layers, [x for _, x in trainable], (iters, name), iterations, cfg, training)
+    info['tied'] = [w[:-2] for w, _ in trainable]
+    return info
+
+
+def tf_keras_orphans_file(path, rng, iterations=8):
+    """tf.keras 2.9 optimizer_v2: an optimizer first trained another model (variables other_a, other_b) then
+    this one (dense). _create_all_weights runs per batch of new variables, appending their m then their v,
+    so weights = [iter, momentum_cache, m(other_a), m(other_b), v(other_a), v(other_b), m(dense/kernel),
+    m(dense/bias), v(dense/kernel), v(dense/bias)]; the .h5 saves optimizer.weights named w.name."""
+    model = dense_model(rng, [('dense', (3, 4))], 'float32')
+    others = [('other_a', rng.standard_normal((5,)).astype('float32')), ('other_b', rng.standard_normal((2, 2)).astype('float32'))]
+    training = {'loss': 'mse', 'metrics': None, 'weighted_metrics': None, 'loss_weights': None,
+                'optimizer_config': {'class_name': 'Nadam', 'config': {
+                    'name': 'Nadam', 'learning_rate': float(F32(0.001)), 'decay': 0.004, 'beta_1': float(F32(0.9)),
+                    'beta_2': float(F32(0.999)), 'epsilon': 1e-07}}}
+    with h5py.File(path, 'w') as f:
+        f.attrs['keras_version'] = '2.9.0'
+        f.attrs['backend'] = 'tensorflow'
+        put_attr(f, 'model_config', json.dumps(model_config([('dense', (3, 4))], 'float32')).encode('utf8'), 'h5py3')
+        put_attr(f, 'training_config', json.dumps(training).encode('utf8'), 'h5py3')
+        write_model_weights(f, model, '2.9.0', 'h5py3')
+        cache = momentum_product(iterations, F32(0.9), 0.004, np.dtype('float32'), False)
+        weights = [('Nadam/iter:0', np.array(iterations, dtype=np.int64)),
+                   ('Nadam/momentum_cache:0', np.array(cache, dtype=np.float32))]
+        for batch in (others, [(w[:-2], v) for w, v in model[0][1]]):
+            for slot in ('m', 'v'):
+                for name, v in batch:
+                    values = rng.standard_normal(v.shape).astype('float32')
+                    weights.append(('Nadam/%s/%s:0' % (name, slot), np.abs(values) if slot == 'v' else values))
+        g = f.create_group('optimizer_weights')
+        save_name_list(g, 'weight_names', [n.encode('utf8') for n, _ in weights], 'h5py3')
+        for n, v in weights:
+            put_dataset(g, n, v)
+    return {'flavour': 'tf-keras', 'iterations': iterations, 'slots': len(weights) - 2}
+
+
+def make_layout_files(out, entry):
+    """The files of test/formats.layouts.test.ts, from their own generator (the other files keep their bytes)."""
+    rng = np.random.default_rng(20250601)
+    j = lambda name: os.path.join(out, name)
+    entry('keras3_bn_3.5.0.keras', keras3_bn_archive(j('keras3_bn_3.5.0.keras'), rng, '3.5.0', 'u-first', 7),
+          'Keras 3.5.0 .keras archive (Dense, BatchNormalization, Dense)')
+    entry('keras3_bn_3.11.0.keras', keras3_bn_archive(j('keras3_bn_3.11.0.keras'), rng, '3.11.0', 'u-last', 7),
+          'Keras 3.11.0 .keras archive (Dense, BatchNormalization, Dense)')
+    entry('keras3_bn_frozen.keras', keras3_bn_archive(j('keras3_bn_frozen.keras'), rng, '3.11.0', 'u-last', 4, frozen=('dense',)),
+          'Keras 3.11.0 .keras archive (first Dense frozen)')
+    entry('keras3_schedule.keras', keras3_bn_archive(j('keras3_schedule.keras'), rng, '3.5.0', 'u-first', 5, schedule=True),
+          'Keras 3.5.0 .keras archive (learning-rate schedule)')
+    entry('keras3_u_first.weights.h5', keras3_bare_weights(j('keras3_u_first.weights.h5'), rng, [(3, 4), (4,)], 3),
+          'Keras 3.0-3.9 .weights.h5 (no version)')
+    entry('keras3_ambiguous.weights.h5', keras3_bare_weights(j('keras3_ambiguous.weights.h5'), rng, [()], 2),
+          'Keras 3.0-3.9 .weights.h5 (one scalar variable: fits u-first and u-last)')
+    entry('keras2_bn_frozen_2.2.4.h5', keras2_bn_frozen_file(j('keras2_bn_frozen_2.2.4.h5'), rng),
+          'Keras 2.2.4 (BatchNormalization, frozen layer)')
+    entry('keras2_2.0.4_sorted.h5', keras2_sorted_file(j('keras2_2.0.4_sorted.h5'), rng), 'Keras 2.0.4')
+    entry('tf_keras_orphans_2.9.h5', tf_keras_orphans_file(j('tf_keras_orphans_2.9.h5'), rng),
+          'tf.keras 2.9 (optimizer reused across models)')
+
+
 def make(out):
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(20240611)
@@ -361,6 +585,7 @@ def make(out):
     entry('tf_keras_new.keras', dict(info), 'tf.keras 2.13 .keras archive (new optimizer)')
     entry('tf_keras_new_f64.h5', tf_keras_new_file(os.path.join(out, 'tf_keras_new_f64.h5'), rng, 'float64', 40),
           'tf.keras 2.11 (new optimizer, float64 model)')
+    make_layout_files(out, entry)
     for m in manifest.values():
         m.pop('layers', None)
     print(json.dumps(manifest))
