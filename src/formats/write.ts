@@ -57,7 +57,7 @@ const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
   'tf-keras-new-h5': ['tf-keras-new'],
   'keras3-weights-h5': ['keras3', 'tf-keras-new'],
   'keras3-archive': ['keras3', 'tf-keras-new'],
-  'tf-checkpoint': ['tf-keras'],
+  'tf-checkpoint': ['tf-keras', 'tf-keras-new'],
 };
 
 /**
@@ -151,6 +151,9 @@ function refill(optimizer: Nadam, like: KerasOptimizerState): StoredWeight[] | n
   const slotNames = new Set(optimizer.recipe.slotNames.map((n) => `/${n}`));
   const mine = optimizer.weights.filter((w) => [...slotNames].some((n) => w.name.endsWith(n)));
   if (!mine.every((w) => held.has(w.name))) return null;
+  // and every slot of a variable the saved model has must be one the optimizer holds (only the others are kept as read)
+  const names = new Set(mine.map((w) => w.name));
+  if (!like.slots.every((s) => !s.inModel || names.has(`${s.variable}/${s.slot}`))) return null;
   return like.weights.map((w) => ({ name: w.name, value: valueForRole(optimizer, w.role!, w.value) ?? w.value, role: w.role! }));
 }
 
