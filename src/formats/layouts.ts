@@ -62,6 +62,11 @@ export const LAYOUTS: readonly LayoutRow[] = [
     source: 'tensorflow/tensorflow r2.4 tensorflow/python/training/tracking (TrackableObjectGraph slot_variables), optimizer_v2.py',
   },
   {
+    id: 'tf-keras-new-checkpoint', releases: 'tf.keras new optimizers in TF2 checkpoints and SavedModels, TF 2.11-2.15', versions: ['2.11.0', '2.16.0'], flavour: 'tf-keras-new', formats: ['tf-checkpoint'],
+    order: ['iterations', 'slots'], slotOrder: 'interleaved', tie: 'position', iterationsDtype: 'int64',
+    source: 'keras-team/keras 2.13-2.15 keras/optimizers/optimizer.py (_BaseOptimizer an AutoTrackable; _variables = [iteration] + add_variable_from_reference), nadam.py build (_u_product a tracked tf.Variable); keras-team/tf-keras tf_keras/optimizers/optimizer.py, nadam.py',
+  },
+  {
     id: 'tf-keras-new-h5', releases: 'tf.keras new optimizers, TF 2.11-2.15 (.h5)', versions: ['2.11.0', '2.16.0'], flavour: 'tf-keras-new', formats: ['tf-keras-new-h5'],
     order: ['iterations', 'slots'], slotOrder: 'interleaved', tie: 'name', iterationsDtype: 'int64',
     source: 'keras-team/keras 2.11-2.15 keras/optimizers/nadam.py build, optimizer.py variables; keras/saving/legacy/hdf5_format.py',

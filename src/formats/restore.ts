@@ -49,8 +49,9 @@ export function optimizerFromState(
     return slot;
   });
   optimizer.setWeights(values);
-  // These flavours keep their schedule scalar outside `weights` (saved by Keras 2.3 only), so set it here.
-  if (state.flavour === 'keras2' || state.flavour === 'tf-keras-new') {
+  // These flavours keep their schedule scalar outside `weights` (saved by Keras 2.3 only), so set it here;
+  // an optimizer not built yet has none: it makes it (at 1) on its first step, as Keras does.
+  if ((state.flavour === 'keras2' || state.flavour === 'tf-keras-new') && optimizer.built) {
     const restart = state.schedule.reconstructed && unsavedSchedule === 'restart';
     const schedule = optimizer.getWeight(state.schedule.name);
     schedule.assign(restart ? Tensor.scalar(1, schedule.dtype) : state.schedule.value);

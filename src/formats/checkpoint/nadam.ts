@@ -5,6 +5,7 @@ import { sameShape, shapeToString, type Tensor } from '../../tensor/tensor.js';
 import type { KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from '../state.js';
 import { layoutById } from '../layouts.js';
 import { TensorBundle, type BundleLimits } from './bundle.js';
+import { findNewOptimizer, readNewOptimizerCheckpoint } from './newOptimizer.js';
 import { decodeMessage, type ObjectGraph } from './proto.js';
 
 /** The key under which object-based checkpoints store their serialized TrackableObjectGraph. */
@@ -32,16 +33,27 @@ function isDirectory(path: string): boolean {
   }
 }
 
-type Node = ObjectGraph['nodes'][number];
+export type Node = ObjectGraph['nodes'][number];
 
-/**
- * Reads a tf.keras optimizer_v2 Nadam (TF 1.14-2.10) out of a TF2 object-based checkpoint: the
- * optimizer is the object graph's node that owns slot variables (else the root's child `optimizer`);
- * its hyperparameters, `iter` and `momentum_cache` are its variable children, and each m / v slot is
- * tied to its model variable by the graph's slot_variables references (shapes and dtypes checked).
- * A checkpoint holds no optimizer config, so one is built from the saved hyperparameters.
- */
-export function readCheckpointNadam(prefix: string, label: string, limits: BundleLimits = {}): KerasOptimizerState {
+/** A checkpoint's tensor bundle and decoded object graph, with the lookups both optimizer readers use. */
+export interface CheckpointGraph {
+  /** The bundle prefix, and the name errors use for it (`<label>.index` in FormatErrors). */
+  readonly prefix: string;
+  readonly label: string;
+  readonly bundle: TensorBundle;
+  readonly nodes: readonly Node[];
+  /** Each node's object path from the root (child local names joined by '/'; '' for the root). */
+  readonly paths: ReadonlyMap<number, string>;
+  /** Throws a FormatError naming `<label>.index` and saying `msg`. */
+  fail(msg: string): never;
+  /** Node `id`, or a FormatError saying that `what` refers to a node the graph lacks. */
+  node(id: number, what: string): Node;
+  /** The bundle key of a variable node (its VARIABLE_VALUE attribute), checked to be in the bundle. */
+  variableKey(n: Node, what: string): string;
+}
+
+/** Opens the bundle at `prefix` and decodes its object graph; a name-based (TF1) checkpoint is refused. */
+export function openCheckpointGraph(prefix: string, label: string, limits: BundleLimits = {}): CheckpointGraph {
   const bundle = TensorBundle.open(prefix, label, limits);
   const indexLabel = `${label}.index`;
   const fail = (msg: string): never => {
@@ -53,10 +65,36 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
   const graph = decodeMessage<ObjectGraph>('TrackableObjectGraph', graphBytes[0]!, indexLabel, `key '${OBJECT_GRAPH_KEY}'`);
   const nodes = graph.nodes;
   const node = (id: number, what: string): Node => nodes[id] ?? fail(`key '${OBJECT_GRAPH_KEY}': ${what} refers to node ${id}, but the graph has ${nodes.length} nodes`);
-  const paths = nodePaths(nodes, (id, what) => node(id, what));
+  const variableKey = (n: Node, what: string): string => {
+    const attr = n.attributes.find((a) => a.name === 'VARIABLE_VALUE');
+    if (!attr) return fail(`key '${OBJECT_GRAPH_KEY}': object '${what}' is not a variable (no VARIABLE_VALUE attribute)`);
+    if (!bundle.has(attr.checkpoint_key)) return fail(`key '${attr.checkpoint_key}': the object graph names it for '${what}' but the checkpoint has no such tensor`);
+    return attr.checkpoint_key;
+  };
+  return { prefix, label, bundle, nodes, paths: nodePaths(nodes, node), fail, node, variableKey };
+}
+
+/**
+ * Reads a tf.keras Nadam out of a TF2 object-based checkpoint (or a SavedModel's variables). The
+ * object graph says which optimizer it holds: an optimizer_v2 Nadam (TF 1.14-2.10; `iter` and slot
+ * variables) is read here; a TF 2.11-2.15 "new" one (a `_variables` list, no slot variables) by
+ * {@link readNewOptimizerCheckpoint}.
+ *
+ * optimizer_v2: the optimizer is the object graph's node that owns slot variables (else the root's
+ * child `optimizer`); its hyperparameters, `iter` and `momentum_cache` are its variable children, and
+ * each m / v slot is tied to its model variable by the graph's slot_variables references (shapes and
+ * dtypes checked). A checkpoint holds no optimizer config, so one is built from the saved hyperparameters.
+ */
+export function readCheckpointNadam(prefix: string, label: string, limits: BundleLimits = {}): KerasOptimizerState {
+  const g = openCheckpointGraph(prefix, label, limits);
+  const { bundle, nodes, paths, fail, node, variableKey } = g;
 
   const owners = nodes.filter((n) => n.slot_variables.length > 0);
   if (owners.length > 1) fail(`key '${OBJECT_GRAPH_KEY}': ${owners.length} objects own slot variables; kerasopt reads checkpoints with one optimizer`);
+  if (owners.length === 0) {
+    const fresh = findNewOptimizer(g);
+    if (fresh !== null) return readNewOptimizerCheckpoint(g, fresh);
+  }
   const rootOptimizer = nodes[0]?.children.find((c) => c.local_name === 'optimizer');
   const optimizer = owners[0] ?? (rootOptimizer ? node(rootOptimizer.node_id, "the root's child 'optimizer'") : undefined);
   if (!optimizer) fail(`key '${OBJECT_GRAPH_KEY}': no optimizer in the checkpoint (no object owns slot variables and the root has no 'optimizer' child): it was saved without one`);
@@ -65,18 +103,12 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
     const ref = optimizer!.children.find((c) => c.local_name === name);
     if (!ref) {
       const names = optimizer!.children.map((c) => c.local_name);
-      const hint = names.includes('_iterations') ? ' (this is a TF 2.11+ optimizer, which kerasopt reads from .h5 / .keras only)'
+      const hint = names.includes('_iterations') ? ' (it has _iterations, as a TF 2.11+ optimizer does, but no _variables list to read its slots from)'
         : !names.includes('momentum_cache') ? ' (a tf.keras Nadam keeps iter, momentum_cache and its hypers here; is it another optimizer, or one that never stepped?)'
         : name === 'learning_rate' ? ' (a LearningRateSchedule is saved as no variable, so kerasopt cannot rebuild it from a checkpoint)' : '';
       return fail(`key '${optPath}/${name}/.ATTRIBUTES/VARIABLE_VALUE': the optimizer at '${optPath}' has no variable '${name}'${hint}`);
     }
     return variableKey(node(ref.node_id, `optimizer child '${name}'`), `${optPath}/${name}`);
-  };
-  const variableKey = (n: Node, what: string): string => {
-    const attr = n.attributes.find((a) => a.name === 'VARIABLE_VALUE');
-    if (!attr) return fail(`key '${OBJECT_GRAPH_KEY}': object '${what}' is not a variable (no VARIABLE_VALUE attribute)`);
-    if (!bundle.has(attr.checkpoint_key)) return fail(`key '${attr.checkpoint_key}': the object graph names it for '${what}' but the checkpoint has no such tensor`);
-    return attr.checkpoint_key;
   };
   const scalar = (key: string, kinds: readonly string[]): Tensor => {
     const t = bundle.tensor(key);
@@ -148,7 +180,7 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
 }
 
 /** Each node's path from the root (child local names joined by '/'), breadth first as TF names keys. */
-function nodePaths(nodes: ObjectGraph['nodes'], node: (id: number, what: string) => Node): Map<number, string> {
+function nodePaths(nodes: readonly Node[], node: (id: number, what: string) => Node): Map<number, string> {
   const paths = new Map<number, string>([[0, '']]);
   const queue = [0];
   while (queue.length > 0) {
