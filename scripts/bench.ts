@@ -22,7 +22,9 @@
  * Also printed: a tighter reference than the copy, the step's own access pattern with one add per
  * array (see STREAM), and each contender's fraction of it ('of stream').
  *
- * Options: --sizes 1e6,1e7  --reps 15  --warmup 3  --no-torch. The machine (2 shared cores) is
+ * Then the I/O rows (scripts/benchIo.ts): reading and saving a ~1 GB state as ratios to cat / cp.
+ *
+ * Options: --sizes 1e6,1e7  --reps 15  --warmup 3  --no-torch  --io-bytes 1e9  --no-io. The machine (2 shared cores) is
  * noisy: medians of repeated runs after warm-up, and compare ratios from one run, not across runs.
  */
 import { spawnSync } from 'node:child_process';
@@ -38,6 +40,7 @@ import { tfKerasCoefficients } from '../src/optimizers/nadam/tfKeras.js';
 import { arith } from '../src/tensor/arith.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Variable } from '../src/tensor/variable.js';
+import { printIoRows } from './benchIo.js';
 
 type Step = () => unknown;
 
@@ -175,17 +178,19 @@ const CONTENDERS: Contender[] = [
 
 // ---------------------------------------------------------------------------------------------------
 
-interface Options { sizes: number[]; reps: number; warmup: number; torch: boolean }
+interface Options { sizes: number[]; reps: number; warmup: number; torch: boolean; ioBytes: number }
 
 function options(argv: string[]): Options {
-  const o: Options = { sizes: [1e6, 1e7], reps: 15, warmup: 3, torch: true };
+  const o: Options = { sizes: [1e6, 1e7], reps: 15, warmup: 3, torch: true, ioBytes: 1e9 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--sizes') o.sizes = argv[++i]!.split(',').map(Number);
     else if (a === '--reps') o.reps = Number(argv[++i]);
     else if (a === '--warmup') o.warmup = Number(argv[++i]);
     else if (a === '--no-torch') o.torch = false;
-    else throw new Error(`unknown option ${a}; expected --sizes 1e6,1e7 --reps N --warmup N --no-torch`);
+    else if (a === '--io-bytes') o.ioBytes = Number(argv[++i]);
+    else if (a === '--no-io') o.ioBytes = 0;
+    else throw new Error(`unknown option ${a}; expected --sizes 1e6,1e7 --reps N --warmup N --no-torch --io-bytes 1e9 --no-io`);
   }
   return o;
 }
@@ -311,6 +316,10 @@ async function main(): Promise<void> {
   console.log('Goals (issue 2): at least 0.7 of the bandwidth bound, and faster than torch CPU NAdam on one thread.');
   for (const v of verdicts) console.log(`  ${v}`);
   for (const note of notes) console.log(`Note: ${note}`);
+  if (o.ioBytes > 0) {
+    console.log('');
+    await printIoRows(o.ioBytes);
+  }
 }
 
 await main();

@@ -95,14 +95,12 @@ export interface KerasOptimizerState {
   readonly release: ReleaseDetection;
 }
 
-/** Tensors' bits as comparable strings. */
+/** Whether two tensors have the same dtype, shape and bits (memcmp of their bytes: NaN payloads and -0 count). */
 export function sameBits(a: Tensor, b: Tensor): boolean {
   if (a.dtype !== b.dtype || !sameShape(a.shape, b.shape)) return false;
   const x = a.data;
   const y = b.data;
-  const bx = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  const by = new Uint8Array(y.buffer, y.byteOffset, y.byteLength);
-  return bx.length === by.length && bx.every((v, i) => v === by[i]);
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
 }
 
 /**

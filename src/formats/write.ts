@@ -88,16 +88,16 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
   await replaceFileAtomically(file, async (tmp) => {
     if (exists) copyFileSync(file, tmp);
     const h = await H5File.open(tmp, exists ? 'a' : 'w', file);
+    let sameLayoutInPlace: boolean;
     try {
-      if (format === 'keras3-weights-h5') writeKeras3(h, weights, options);
-      else writeLegacy(h, optimizer, weights, format, options);
+      sameLayoutInPlace = format === 'keras3-weights-h5' ? writeKeras3(h, weights, options) : writeLegacy(h, optimizer, weights, format, options);
       writeModelVariables(h, options.modelVariables ?? []);
     } catch (e) {
       h.closeQuietly(); // the temporary file is discarded; the error says what failed
       throw h.asFormatError(e, 'updating');
     }
     h.close();
-    await verify(tmp, file, weights);
+    await verify(tmp, file, weights, !sameLayoutInPlace);
   });
 }
 
@@ -222,7 +222,8 @@ export function weightsToWrite(optimizer: Nadam, format: KerasFileFormat, option
 
 const HEADER_LIMIT = 64512;
 
-function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], format: KerasFileFormat, options: SaveOptions): void {
+/** Writes a legacy .h5 optimizer state; true when an existing one was overwritten in place (same datasets). */
+function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], format: KerasFileFormat, options: SaveOptions): boolean {
   const existing = readTrainingConfig(h);
   const style = h.attributeNames('/').includes('training_config')
     ? (h.attributeInfo('/', 'training_config').vlen ? 'vlen' : 'fixed')
@@ -241,7 +242,7 @@ function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], forma
   }
   if (h.kind('optimizer_weights') === 'group') {
     overwriteInPlace(h, 'optimizer_weights', weights, readNameList(h, 'optimizer_weights', 'weight_names') ?? [], options);
-    return;
+    return true;
   }
   h.ensureGroups('optimizer_weights');
   writeNameList(h, 'optimizer_weights', 'weight_names', weights.map((w) => w.name), style);
@@ -249,6 +250,7 @@ function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], forma
     h.createTensor(`optimizer_weights/${w.name}`, w.value);
     options.afterWrite?.(w.name);
   }
+  return false;
 }
 
 /** save_attributes_to_hdf5_group: one attribute, or fixed-length chunks name0, name1, ... past 64512 bytes. */
@@ -286,7 +288,8 @@ function overwriteInPlace(h: H5File, group: string, weights: StoredWeight[], nam
   }
 }
 
-function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): void {
+/** Writes a Keras 3 optimizer state; true when an existing one was overwritten in place (same datasets). */
+function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): boolean {
   if (h.kind('optimizer/vars') === 'group') {
     const keys = (h.keys('optimizer/vars') ?? []).sort((a, b) => Number(a) - Number(b));
     // An optimizer saved before its first build holds iteration (and learning_rate) only: those are
@@ -297,12 +300,13 @@ function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): 
       h.createTensor(w.name, w.value);
       options.afterWrite?.(w.name);
     }
-    return;
+    return !grown;
   }
   for (const w of weights) {
     h.createTensor(w.name, w.value);
     options.afterWrite?.(w.name);
   }
+  return false;
 }
 
 /** Overwrites model weights in place, found by the names readOptimizerState gives them. */
@@ -363,9 +367,10 @@ async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight
 }
 
 /** Reads the written file back: the state must parse (slots tie to the model) and hold our exact bits. */
-async function verify(tmp: string, label: string, weights: StoredWeight[]): Promise<void> {
+async function verify(tmp: string, label: string, weights: StoredWeight[], wholeState = true): Promise<void> {
   const h = sniff(tmp, label) === 'hdf5' ? await H5File.open(tmp, 'r', label) : null;
-  const hasModel = h ? h.kind('model_weights') === 'group' || h.kind('layers') === 'group' : true;
+  // values overwritten in place cannot change how slots tie: the bits suffice; a new layout is read back whole
+  const hasModel = wholeState && (h ? h.kind('model_weights') === 'group' || h.kind('layers') === 'group' : true);
   if (h) {
     try {
       for (const w of weights) {
@@ -401,6 +406,9 @@ function describesOptimizer(stored: unknown, optimizer: Nadam): boolean {
 
 /** Whether `file` already holds exactly these weights, an equivalent config and the given model variables' values. */
 async function alreadyHolds(file: string, optimizer: Nadam, weights: readonly StoredWeight[], options: SaveOptions): Promise<boolean> {
+  // HDF5: compare dataset by dataset first, and stop at the first difference (after a step, iterations
+  // differs at once), so that a real save does not pay a whole read of the file
+  if (checkpointPrefix(file) === null && sniff(file) === 'hdf5' && !(await sameDatasets(file, weights))) return false;
   let current: KerasOptimizerState;
   try {
     current = await readOptimizerState(file);
@@ -414,6 +422,23 @@ async function alreadyHolds(file: string, optimizer: Nadam, weights: readonly St
     const stored = model.get(v.name);
     return stored !== undefined && sameBits(stored, v.value);
   });
+}
+
+/** Whether the HDF5 file holds each weight at its dataset with the same bits (false at the first that differs or is missing). */
+async function sameDatasets(file: string, weights: readonly StoredWeight[]): Promise<boolean> {
+  const h = await H5File.open(file, 'r').catch(() => null);
+  if (!h) return false;
+  try {
+    for (const w of weights) {
+      const path = w.name.startsWith('optimizer/vars/') ? w.name : `optimizer_weights/${w.name}`;
+      if (h.kind(path) !== 'dataset' || !sameBits(h.readTensor(path), w.value)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    h.closeQuietly();
+  }
 }
 
 /** Writes the optimizer's weights (and model variables) into an existing TF checkpoint, every other byte kept. */

@@ -15,10 +15,25 @@ export async function replaceFileAtomically(path: string, produce: (tmpPath: str
   const tmp = temporaryPathFor(path);
   try {
     await produce(tmp);
+    syncFile(tmp); // the new bytes are on disk before the name points at them (a crash then leaves old or new, whole)
     renameSync(tmp, path);
+    syncFile(dirname(path));
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/** fsync of a file or a folder (a folder's fsync makes a rename in it durable; refused on some file systems, then skipped). */
+function syncFile(path: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    fsyncSync(fd);
+  } catch {
+    // a folder cannot be opened or synced on every platform: the rename is still atomic, only its durability is less sure
+  } finally {
+    if (fd !== null) closeSync(fd);
   }
 }
 
