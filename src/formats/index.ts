@@ -3,7 +3,8 @@
  * weights files (.weights.h5) and Keras 3 archives (.keras); read TF2 object-based checkpoints.
  */
 import './configSource.js';
-export { readOptimizerState, type ReadStateOptions } from './read.js';
+export { readOptimizerState, readOptimizerStateInProcess, type ReadStateOptions } from './read.js';
+export { defaultDeadlineMs, stopReaderWorker, type IsolateOptions } from './isolate.js';
 export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js';
 export { optimizerFromState, type RestoreOptions } from './restore.js';
 export { reconstructMSchedule, reconstructUProduct } from './kerasH5.js';

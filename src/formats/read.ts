@@ -8,12 +8,13 @@ import { Archive, type ArchiveLimits } from './archive.js';
 import type { BundleLimits } from './checkpoint/bundle.js';
 import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
 import { H5File } from './hdf5.js';
+import { readIsolated, type IsolateOptions } from './isolate.js';
 import { readKeras3Weights } from './keras3.js';
 import { readLegacyH5, type ReadOptions } from './kerasH5.js';
 import { parseStoredJson, type KerasOptimizerState } from './state.js';
 
 /** Options of {@link readOptimizerState}. */
-export interface ReadStateOptions extends ReadOptions, ArchiveLimits, BundleLimits {
+export interface ReadStateOptions extends ReadOptions, ArchiveLimits, BundleLimits, IsolateOptions {
   /** The name errors and the result use for the file (default: the path). */
   label?: string;
 }
@@ -43,8 +44,23 @@ export function sniff(file: string, label = file): 'hdf5' | 'zip' {
  * tf.keras optimizer_v2 Nadam (`<prefix>` / `<prefix>.index` with its data shards, or a SavedModel
  * directory). The format is recognised from the content, not the extension. Every weight keeps its
  * exact bits; each slot is tied to its model variable. Throws FormatError naming the file and the object at fault.
+ *
+ * The read runs in a worker thread (reused across reads) with a deadline, as the files are untrusted
+ * and libhdf5 can loop forever on a corrupt one: `options.deadlineMs`, by default 10 s plus 1 s per
+ * 50 MB of file. Past it the worker is stopped and the call rejects with a FormatError naming the
+ * file, the time and the object libhdf5 was reading. libhdf5's abort text goes into the error, not
+ * to stderr. `{ isolate: false }` reads in the calling thread ({@link readOptimizerStateInProcess}).
  */
 export async function readOptimizerState(file: string, options: ReadStateOptions = {}): Promise<KerasOptimizerState> {
+  return options.isolate === false ? readOptimizerStateInProcess(file, options) : readIsolated(file, options);
+}
+
+/**
+ * {@link readOptimizerState} in the calling thread: no worker and no deadline (synchronous libhdf5
+ * code cannot be interrupted, so a crafted file can hang the thread), and libhdf5's abort text is
+ * printed on stderr. The reader worker runs this.
+ */
+export async function readOptimizerStateInProcess(file: string, options: ReadStateOptions = {}): Promise<KerasOptimizerState> {
   const label = options.label ?? file;
   const prefix = checkpointPrefix(file);
   if (prefix !== null) return readCheckpointNadam(prefix, options.label ?? prefix, options);
