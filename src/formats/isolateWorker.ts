@@ -103,6 +103,7 @@ async function serve(req: WorkerRequest): Promise<void> {
     });
     const tainted = trapped || /Aborted\(/.test(said);
     const { packed, transfer } = packState(state);
+    rmSync(tmp, { recursive: true, force: true }); // before answering: the caller may look at TMPDIR at once
     try {
       post({ type: 'result', id: req.id, state: packed, tainted }, transfer);
     } catch {
@@ -113,6 +114,7 @@ async function serve(req: WorkerRequest): Promise<void> {
     const printed = said.trim();
     const error = packError(e);
     const message = printed && !error.message.includes(printed) ? `${error.message} [the reader printed: ${printed.replace(/\s+/g, ' ')}]` : error.message;
+    rmSync(tmp, { recursive: true, force: true });
     post({ type: 'error', id: req.id, error: { ...error, message }, tainted });
   } finally {
     request = null;
