@@ -258,4 +258,19 @@ describe.skipIf(missing !== null)('bad input: a clear FormatError naming the fil
     expect(err).toBeInstanceOf(FormatError);
     expect((err as Error).message).toMatch(/training_config/);
   });
+
+  it('an archive entry whose bytes do not match its CRC-32 is refused, not read as good data', async () => {
+    const archive = copy('keras3.keras');
+    // flip one byte in the middle of the stored model.weights.h5 (the zip structure stays valid)
+    python(`import struct, sys, zipfile
+p = sys.argv[1]
+with zipfile.ZipFile(p) as z:
+    info = z.getinfo('model.weights.h5')
+data = bytearray(open(p, 'rb').read())
+name_len, extra_len = struct.unpack('<HH', data[info.header_offset + 26:info.header_offset + 30])
+start = info.header_offset + 30 + name_len + extra_len
+data[start + info.compress_size // 2] ^= 0xFF
+open(p, 'wb').write(bytes(data))`, [archive]);
+    expect((await formatError(archive)).message).toMatch(/entry model\.weights\.h5 is corrupt: its bytes have CRC-32 [0-9a-f]{8}, the archive says [0-9a-f]{8}/);
+  });
 });

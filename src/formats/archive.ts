@@ -1,8 +1,9 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
+import { crc32 } from 'node:zlib';
 import { FormatError } from '../errors.js';
 
 /** Limits applied to every archive before anything is extracted. */
@@ -69,17 +70,32 @@ export class Archive {
     return this.entries.find((e) => e.fileName === name);
   }
 
-  /** A stream of the entry's bytes that fails past the cap (and past its declared size, checked by yauzl). */
+  /**
+   * A stream of the entry's bytes that fails past the cap (and past its declared size, checked by
+   * yauzl) and, at its end, when the bytes do not match the entry's CRC-32 (yauzl does not check it:
+   * a corrupt entry would otherwise be read as good data).
+   */
   async stream(entry: yauzl.Entry): Promise<Readable> {
     const s = await new Promise<Readable>((resolve, reject) => {
       this.zip.openReadStream(entry, (err, stream) => (err ? reject(new FormatError(this.label, `entry ${entry.fileName}: ${err.message}`)) : resolve(stream!)));
     });
     let seen = 0;
-    s.on('data', (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > this.maxEntryBytes) s.destroy(new FormatError(this.label, `entry ${entry.fileName} inflates past the cap of ${this.maxEntryBytes} bytes`));
+    let crc = 0;
+    const { label, maxEntryBytes } = this;
+    const checked = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        seen += chunk.length;
+        if (seen > maxEntryBytes) return done(new FormatError(label, `entry ${entry.fileName} inflates past the cap of ${maxEntryBytes} bytes`));
+        crc = crc32(chunk, crc);
+        done(null, chunk);
+      },
+      flush(done) {
+        if (crc >>> 0 !== entry.crc32 >>> 0) return done(new FormatError(label, `entry ${entry.fileName} is corrupt: its bytes have CRC-32 ${hex(crc)}, the archive says ${hex(entry.crc32)}`));
+        done();
+      },
     });
-    return s;
+    s.on('error', (e) => checked.destroy(e));
+    return s.pipe(checked);
   }
 
   /** Extracts one entry to `dest` (a path we chose; entry names never become paths). */
@@ -124,6 +140,8 @@ export class Archive {
     await done;
   }
 }
+
+const hex = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
 function checkEntry(label: string, entry: yauzl.Entry, maxEntryBytes: number): void {
   const name = entry.fileName;
