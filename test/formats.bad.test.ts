@@ -273,4 +273,11 @@ data[start + info.compress_size // 2] ^= 0xFF
 open(p, 'wb').write(bytes(data))`, [archive]);
     expect((await formatError(archive)).message).toMatch(/entry model\.weights\.h5 is corrupt: its bytes have CRC-32 [0-9a-f]{8}, the archive says [0-9a-f]{8}/);
   });
+
+  it('a u_product no Nadam can hold after that many steps (another optimizer in a Nadam-shaped file) is refused', async () => {
+    // keras3.weights.h5: 4 steps, u_product last; the largest a Keras 3 Nadam can reach is 0.0900 (beta_1 -> 1)
+    const file = edited('keras3.weights.h5', "g = f['optimizer/vars']\nlast = str(len(g) - 1)\ndel g[last]\ng[last] = np.float32(0.5)");
+    expect((await formatError(file)).message).toMatch(/optimizer\/vars\/10 holds 0\.5, which no Nadam's u_product can hold after 4 steps \(at most 0\.0899\d* for any beta_1 < 1\)/);
+  });
 });
+

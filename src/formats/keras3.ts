@@ -254,6 +254,18 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
   };
 }
 
+/**
+ * The largest u_product a Keras 3 Nadam can hold after `steps` steps: the product of u_t = beta_1 *
+ * (1 - 0.5 * 0.96^t) (keras/src/optimizers/nadam.py, see nextUProduct) is largest as beta_1 tends to 1.
+ * A saved value above it is not a Nadam's (another optimizer's variable in that position: an Adam's
+ * learning rate, say).
+ */
+function uProductBound(steps: number): number {
+  let bound = 1;
+  for (let t = 1; t <= steps && bound > 0; t++) bound *= 1 - 0.5 * Math.pow(0.96, t);
+  return bound;
+}
+
 interface Parsed {
   readonly weights: StoredWeight[];
   readonly slots: SlotState[];
@@ -286,6 +298,12 @@ function parsePositional(label: string, c: Candidate, weights: readonly StoredWe
   if (built && scheduleCount) {
     const u = at((r) => r.kind === 'schedule');
     if (!u.value.dtype.startsWith('float') || u.value.rank !== 0) throw new FormatError(label, `${u.name} (u_product) is ${u.value.dtype}${shapeToString(u.value.shape)}, expected a float scalar`);
+    const steps = Number(iteration.value.data[0]);
+    const most = uProductBound(steps);
+    const value = u.value.get(0);
+    if (!(value >= 0 && value <= most * (1 + 1e-4))) {
+      throw new FormatError(label, `${u.name} holds ${value}, which no Nadam's u_product can hold after ${steps} steps (at most ${most.toPrecision(6)} for any beta_1 < 1): not a Nadam state in this layout`);
+    }
     schedule = u.value;
   }
   const slotOf = (v: number, k: 0 | 1): StoredWeight => at((r) => r.kind === 'slot' && r.variable === v && r.slot === k);

@@ -561,7 +561,10 @@ def make(out):
             f['layers/sequential/layers/dense/vars'][str(k)] = v
         variables = [v for _, v in outer[0][1]] + [v for _, v in inner[0][1]]
         opt = [np.array(2, dtype=np.int64), np.array(0.001, dtype=np.float32)]
-        opt += keras3_slots(rng, variables, 0.5, 'u-last')
+        u = F32(1)
+        for k in range(2):  # the u_product of 2 steps with beta_1 0.9, as Keras 3 computes it
+            u = F32(u * F32(0.9) * (F32(1) - F32(0.5) * np.power(F32(0.96), F32(k + 1))))
+        opt += keras3_slots(rng, variables, u, 'u-last')
         g = f.create_group('optimizer/vars')
         for k, v in enumerate(opt):
             g[str(k)] = v
