@@ -78,11 +78,11 @@ export async function saveOptimizerState(file: string, optimizer: Nadam, saveOpt
   // An existing state fixes the order, names and dtypes its release saves in: the new values follow it.
   const current = exists && !like ? await readOptimizerState(file).catch(() => null) : null;
   if (current && options.layout === undefined) options.layout = current.release.layout;
- const format = options.format ?? (exists ? (checkpointPrefix(file) !== null ? 'tf-checkpoint' : await formatOf(file, kind!)) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
+  const format = options.format ?? (exists ? (checkpointPrefix(file) !== null ? 'tf-checkpoint' : await formatOf(file, kind!)) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
   if (!FORMAT_FLAVOURS[format].includes(optimizer.flavour)) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOURS[format].join(' or ')} state)`);
   const weights = weightsToWrite(optimizer, format, current && !options.weightNames ? { ...options, like: current } : options);
   // An unchanged state is not written at all, so the file keeps every byte (a write would move HDF5 metadata).
-  if (exists && (await alreadyHolds(file, optimizer, weights, options))) return;
+  if (exists && (await alreadyHolds(file, optimizer, weights, options, current))) return;
   if (format === 'tf-checkpoint') return saveCheckpoint(file, optimizer, weights, options);
   if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);
   await replaceFileAtomically(file, async (tmp) => {
@@ -147,7 +147,7 @@ function slottedVariables(optimizer: Nadam): string[] {
  */
 function refill(optimizer: Nadam, like: KerasOptimizerState): StoredWeight[] | null {
   if (!like.weights.every((w) => w.role)) return null;
-  const held = new Set(like.weights.filter((w) => w.role!.kind === 'slot').map((w) => `${(w.role as { variable: string }).variable}/${(w.role as { slot: string }).slot}`));
+  const held = new Set(like.weights.map((w) => (w.role?.kind === 'slot' ? `${w.role.variable}/${w.role.slot}` : '')));
   const slotNames = new Set(optimizer.recipe.slotNames.map((n) => `/${n}`));
   const mine = optimizer.weights.filter((w) => [...slotNames].some((n) => w.name.endsWith(n)));
   if (!mine.every((w) => held.has(w.name))) return null;
@@ -164,8 +164,8 @@ function composeRow(optimizer: Nadam, row: LayoutRow): StoredWeight[] {
   const roles = rolesOf(row, variables.length, { learningRate, built: optimizer.built });
   return roles.map((r, i) => {
     const role: WeightRole = r.kind === 'slot' ? { kind: 'slot', variable: variables[r.variable]!, slot: optimizer.recipe.slotNames[r.slot] } : { kind: r.kind };
-    const value = r.kind === 'iterations' ? optimizer.iterationsVariable.value : valueForRole(optimizer, role, optimizer.iterationsVariable.value)!;
-    return { name: `optimizer/vars/${i}`, value, role };
+    // every role of a row is one the optimizer holds; iterations keeps its int64
+    return { name: `optimizer/vars/${i}`, value: valueForRole(optimizer, role, optimizer.iterationsVariable.value)!, role };
   });
 }
 
@@ -405,13 +405,13 @@ function describesOptimizer(stored: unknown, optimizer: Nadam): boolean {
 }
 
 /** Whether `file` already holds exactly these weights, an equivalent config and the given model variables' values. */
-async function alreadyHolds(file: string, optimizer: Nadam, weights: readonly StoredWeight[], options: SaveOptions): Promise<boolean> {
+async function alreadyHolds(file: string, optimizer: Nadam, weights: readonly StoredWeight[], options: SaveOptions, known: KerasOptimizerState | null): Promise<boolean> {
   // HDF5: compare dataset by dataset first, and stop at the first difference (after a step, iterations
   // differs at once), so that a real save does not pay a whole read of the file
   if (checkpointPrefix(file) === null && sniff(file) === 'hdf5' && !(await sameDatasets(file, weights))) return false;
   let current: KerasOptimizerState;
   try {
-    current = await readOptimizerState(file);
+    current = known ?? (await readOptimizerState(file)); // the state the save already read, if any
   } catch {
     return false; // no readable state there yet: the write decides what to do
   }
