@@ -4,7 +4,8 @@ import type * as H5Wasm from 'h5wasm/node';
 import { FormatError, KerasoptError } from '../errors.js';
 import { FLOAT16_MARKER, float16Nonce, float16Placeholder, patchFloat16 } from './float16.js';
 import { patchNullPad, type FixedStringAttribute } from './nullpad.js';
-import type { DType } from '../tensor/dtype.js';
+import { BYTES_PER_ELEMENT, type DType, type TypedData } from '../tensor/dtype.js';
+import { LazyTensor } from '../tensor/lazy.js';
 import { sizeOf, Tensor } from '../tensor/tensor.js';
 
 /**
@@ -222,8 +223,16 @@ export class H5File {
   }
 
   /**
+   * Datasets of rank >= 1 declaring more bytes than this are read as {@link LazyTensor}s (dtype,
+   * shape and place, no data; see chunked.ts); null (the default) reads every dataset into memory.
+   * Only set for a file read in place: a lazy tensor points at this file after it is closed.
+   */
+  lazyAbove: number | null = null;
+
+  /**
    * Reads a numeric dataset with its exact bits: float16 as half bits, int64 as bigints. Refuses
-   * (before allocating) any dataset that declares more than `maxBytes`.
+   * (before allocating) any dataset that declares more than `maxBytes`. A dataset over
+   * {@link lazyAbove} is returned as a LazyTensor instead, whatever `maxBytes` (scalars never are).
    */
   readTensor(path: string, maxBytes = DEFAULT_MAX_DATASET_BYTES): Tensor {
     this.lastObject = abs(path);
@@ -234,6 +243,11 @@ export class H5File {
     const n = sizeOf(shape);
     if (n !== m.total_size) throw new FormatError(this.label, `dataset ${abs(path)}: shape [${shape.join(', ')}] disagrees with its ${m.total_size} elements`);
     const nbytes = n * m.size;
+    if (this.lazyAbove !== null && shape.length > 0 && nbytes > this.lazyAbove) {
+      // nothing is allocated, so no cap and no share of the compressed budget; an uncompressed one must still fit in the file
+      if (mod().get_dataset_filters(this.file.file_id, abs(path)).length === 0) this.chargeMemory(path, nbytes, Infinity);
+      return new LazyTensor(dtype, shape, { file: this.path, dataset: abs(path), label: this.label });
+    }
     if (nbytes > maxBytes) throw new FormatError(this.label, `dataset ${abs(path)} declares ${nbytes} bytes, over the ${maxBytes}-byte cap`);
     this.chargeMemory(path, nbytes, maxBytes);
     const M = mod();
@@ -273,6 +287,56 @@ export class H5File {
     const size = statSync(this.path).size;
     if (this.charged.plain > size) {
       throw new FormatError(this.label, `dataset ${abs(path)} declares ${nbytes} bytes; with the datasets read before it that is ${this.charged.plain} bytes of uncompressed data, more than the file's ${size} bytes (corrupt, or not written by Keras)`);
+    }
+  }
+
+  /** A numeric dataset's Keras dtype and shape (FormatError for any other dataset). */
+  datasetInfo(path: string): { dtype: DType; shape: number[] } {
+    this.lastObject = abs(path);
+    const m = mod().get_dataset_metadata(this.file.file_id, abs(path));
+    const dtype = dtypeOf(m.type, m.size, m.signed);
+    if (!dtype) throw new FormatError(this.label, `dataset ${abs(path)} has an HDF5 type (class ${m.type}, ${m.size} bytes) that is not a Keras weight dtype`);
+    return { dtype, shape: m.shape ?? [] };
+  }
+
+  /**
+   * Reads the hyperslab `start` + `count` (one entry per dimension; both [] for a scalar) of a
+   * numeric dataset into `out`, which the caller owns and which holds exactly the slab's elements
+   * in row-major order, with their bits (float16 as half bits). The bytes pass through a wasm buffer
+   * of the slab's size, freed on return: the memory a read takes is the caller's slab size.
+   */
+  readSlab(path: string, start: readonly number[], count: readonly number[], out: TypedData): void {
+    this.slabIo(path, start, count, out, false);
+  }
+
+  /** Writes `data` (the slab's elements, row-major, exact bits) over the hyperslab `start` + `count`; see readSlab. */
+  writeSlab(path: string, start: readonly number[], count: readonly number[], data: TypedData): void {
+    this.slabIo(path, start, count, data, true);
+  }
+
+  private slabIo(path: string, start: readonly number[], count: readonly number[], buffer: TypedData, write: boolean): void {
+    const { dtype, shape } = this.datasetInfo(path);
+    const what = `${write ? 'writing' : 'reading'} slab start [${start.join(', ')}] count [${count.join(', ')}] of dataset ${abs(path)} (${dtype}[${shape.join(', ')}])`;
+    const fits = start.length === shape.length && count.length === shape.length && shape.every((d, i) => Number.isSafeInteger(start[i]) && Number.isSafeInteger(count[i]) && start[i]! >= 0 && count[i]! >= 0 && start[i]! + count[i]! <= d);
+    if (!fits) throw new FormatError(this.label, `${what}: the slab is not inside the dataset`);
+    const nbytes = sizeOf(count) * BYTES[dtype];
+    if (buffer.byteLength !== nbytes || BYTES_PER_ELEMENT[dtype] !== buffer.BYTES_PER_ELEMENT) {
+      throw new FormatError(this.label, `${what}: the buffer holds ${buffer.byteLength} bytes of ${buffer.BYTES_PER_ELEMENT}-byte elements, the slab ${nbytes} bytes of ${dtype}`);
+    }
+    if (nbytes === 0) return;
+    const M = mod();
+    const ptr = M._malloc(nbytes);
+    if (!ptr) throw new FormatError(this.label, `${what}: cannot allocate ${nbytes} bytes`);
+    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, nbytes);
+    try {
+      // a scalar has no hyperslab: its one element is the whole dataset
+      const sel = shape.length === 0 ? ([null, null, null] as const) : ([count.map(BigInt), start.map(BigInt), count.map(() => 1n)] as const);
+      if (write) M.HEAPU8.set(bytes, ptr);
+      const status = write ? M.set_dataset_data(this.file.file_id, abs(path), sel[0], sel[1], sel[2], BigInt(ptr)) : M.get_dataset_data(this.file.file_id, abs(path), sel[0], sel[1], sel[2], BigInt(ptr));
+      if (status < 0) throw new FormatError(this.label, `${what}: libhdf5 failed (corrupt data, or the write failed)`);
+      if (!write) bytes.set(M.HEAPU8.subarray(ptr, ptr + nbytes));
+    } finally {
+      M._free(ptr);
     }
   }
 

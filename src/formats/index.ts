@@ -13,3 +13,6 @@ export { TensorBundle, type BundleLimits, type BundleTensorInfo } from './checkp
 export type { KerasFileFormat, KerasOptimizerState, ModelVariable, ReleaseDetection, SlotState, StoredWeight, WeightRole } from './state.js';
 export { LAYOUTS as RELEASE_LAYOUTS, type LayoutRow } from './layouts.js';
 export { updateBundleTensors } from './checkpoint/update.js';
+export { DEFAULT_CHUNK_ELEMENTS, lazyStats, readChunks, slabs, streamStats, tensorStats, RunningStats, type Chunk, type ChunkOptions, type LazyReadOptions, type Slab, type TensorStats } from './chunked.js';
+export { stepInPlace, type GradientRequest, type StepInPlaceOptions, type StepInPlaceResult, type StreamGradient } from './streamStep.js';
+export { LazyTensor, isLazy, type LazySource } from '../tensor/lazy.js';

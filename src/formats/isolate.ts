@@ -10,6 +10,8 @@ import * as errors from '../errors.js';
 import { FormatError, KerasValueError } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import type { DType, TypedData } from '../tensor/dtype.js';
+import { LazyTensor, type LazySource } from '../tensor/lazy.js';
+import { knownStats, rememberStats, type TensorStats } from './chunked.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ReadStateOptions } from './read.js';
 import type { KerasOptimizerState } from './state.js';
@@ -127,11 +129,21 @@ interface PackedTensor {
   readonly data: TypedData;
 }
 
-/** A state whose tensors were taken out: `refs` says where each one goes back. */
+/** A lazy tensor's parts: no data, only where it is (chunked.ts). */
+interface PackedLazy {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly source: LazySource;
+  /** Its statistics, when the read computed them (`lazyStats`). */
+  readonly stats?: TensorStats;
+}
+
+/** A state whose tensors were taken out: `refs` says where each one goes back (`lazy`: an index into `lazies`). */
 export interface PackedState {
   readonly skeleton: unknown;
   readonly tensors: readonly PackedTensor[];
-  readonly refs: readonly { readonly path: readonly (string | number)[]; readonly tensor: number }[];
+  readonly lazies?: readonly PackedLazy[];
+  readonly refs: readonly { readonly path: readonly (string | number)[]; readonly tensor: number; readonly lazy?: boolean }[];
 }
 
 /** An error as it crosses: its class name, message, stack and own primitive fields (file, code, ...). */
@@ -157,9 +169,21 @@ export type WorkerReply =
 export function packState(state: KerasOptimizerState): { packed: PackedState; transfer: ArrayBuffer[] } {
   const tensors: PackedTensor[] = [];
   const index = new Map<Tensor, number>();
-  const refs: { path: (string | number)[]; tensor: number }[] = [];
+  const lazies: PackedLazy[] = [];
+  const refs: { path: (string | number)[]; tensor: number; lazy?: boolean }[] = [];
   const seen = new Set<object>();
   const walk = (value: unknown, path: (string | number)[]): unknown => {
+    if (value instanceof LazyTensor) {
+      // crosses as where it is: the parent reads it in chunks from the same file
+      let i = index.get(value);
+      if (i === undefined) {
+        const stats = knownStats(value);
+        i = lazies.push({ dtype: value.dtype, shape: [...value.shape], source: { ...value.source }, ...(stats === undefined ? {} : { stats }) }) - 1;
+        index.set(value, i);
+      }
+      refs.push({ path, tensor: i, lazy: true });
+      return null;
+    }
     if (value instanceof Tensor) {
       let i = index.get(value);
       if (i === undefined) {
@@ -186,12 +210,17 @@ export function packState(state: KerasOptimizerState): { packed: PackedState; tr
   const skeleton = walk(state, []);
   const buffers = new Set<ArrayBuffer>();
   for (const t of tensors) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
-  return { packed: { skeleton, tensors, refs }, transfer: [...buffers] };
+  return { packed: { skeleton, tensors, ...(lazies.length > 0 ? { lazies } : {}), refs }, transfer: [...buffers] };
 }
 
 /** Rebuilds the state a worker packed: every tensor a Tensor again, shared ones shared. */
 export function unpackState(packed: PackedState): KerasOptimizerState {
   const tensors = packed.tensors.map((t) => new Tensor(t.dtype, t.shape, t.data));
+  const lazies = (packed.lazies ?? []).map((t) => {
+    const lazy = new LazyTensor(t.dtype, t.shape, t.source);
+    if (t.stats !== undefined) rememberStats(lazy, t.stats);
+    return lazy;
+  });
   const root = { value: packed.skeleton };
   for (const ref of packed.refs) {
     let at: Record<string | number, unknown> = root;
@@ -200,7 +229,7 @@ export function unpackState(packed: PackedState): KerasOptimizerState {
       at = at[key] as Record<string | number, unknown>;
       key = k;
     }
-    at[key] = tensors[ref.tensor];
+    at[key] = ref.lazy ? lazies[ref.tensor] : tensors[ref.tensor];
   }
   return root.value as KerasOptimizerState;
 }
@@ -277,7 +306,7 @@ class ReaderWorker {
   private gone = false;
 
   constructor() {
-    this.tmp = join(tmpdir(), `kerasopt-worker-${randomUUID()}`);
+    this.tmp = join(tmpdir(), `kerasopt-worker-${process.pid}-${randomUUID()}`); // the pid lets a later kerasopt remove it if this process is killed
     this.worker = startWorker({ tmp: this.tmp });
     LIVE_TMP.add(this.tmp);
     this.ready = new Promise<void>((resolve, reject) => {
