@@ -117,7 +117,7 @@ interface ChildWeight {
   sha256: string;
 }
 type ChildResult =
-  | { status: 'read'; format: string; iterations: number; weights: ChildWeight[]; variables: ChildWeight[] }
+  | { status: 'read'; format: string; iterations: number | null; weights: ChildWeight[]; variables: ChildWeight[] }
   | { status: 'error'; name: string; code: string; message: string }
   | { status: 'uncaught'; name: string; message: string; stack?: string };
 

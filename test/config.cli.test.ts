@@ -72,7 +72,8 @@ describe('kerasopt config', () => {
     expect((await cli(['show'])).code).toBe(2);
     expect((await cli(['frobnicate', 'x.json'])).code).toBe(2);
     await expect(cli(['convert', file('a.json', TRAINING), '--to', 'keras4'])).rejects.toThrow(/--to must be keras3, tf-keras, keras2 or tf-keras-new/);
-    await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adam", "config": {}}}')])).rejects.toThrow(/'Adam': kerasopt implements Nadam only/);
+    await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adamo", "config": {}}}')])).rejects.toThrow(/unknown optimizer class 'Adamo' at optimizer_config\.class_name: not a built-in Keras optimizer/);
+    await expect(cli(['show', file('bad.json', '{"optimizer_config": {"class_name": "Adam", "config": {"momentum": 0.9}}}')])).rejects.toThrow(/bad\.json: optimizer_config\.config: a tf-keras Adam takes no 'momentum'/);
     await expect(cli(['show', file('bad2.json', '{"optimizer_config": ')])).rejects.toThrow(/bad2\.json \(the JSON file\): not valid JSON/);
     await expect(cli(['convert', file('c.json', TRAINING), '--to', 'keras3', '-o', join(dir, 'no-such-dir', 'out.json')])).rejects.toThrow(/no-such-dir\/out\.json: cannot write the converted config: ENOENT/);
     await expect(cli(['show', file('d.json', TRAINING), '--to', 'keras3'])).rejects.toThrow('config show does not take --to');

@@ -70,7 +70,7 @@ describe('real Keras files of the corpus manifest (../shared/corpus/real or KERA
       return;
     }
     if (found.className.toLowerCase() !== 'nadam' && found.className !== 'Custom>Nadam') {
-      expect(() => deserialize(text, { file })).toThrow(/kerasopt implements Nadam only|unknown optimizer class/);
+      expect(() => deserialize(text, { file })).toThrow(/kerasopt steps Nadam only|unknown optimizer class/);
       return;
     }
     const compiled = (doc as { compile_config?: { optimizer?: unknown } }).compile_config?.optimizer;

@@ -164,7 +164,7 @@ describe.skipIf(missing !== null)('reads in a worker with a deadline (issue 11)'
       expect(Object.isFrozen(s.weights[0]!.value.shape)).toBe(true);
       const shared = (st: KerasOptimizerState) => st.slots.map((slot) => st.weights.findIndex((w) => w.value === slot.value));
       expect(shared(s), name).toEqual(shared(inProcess));
-      expect(s.weights.findIndex((w) => w.value === s.schedule.value), name).toBe(inProcess.weights.findIndex((w) => w.value === inProcess.schedule.value));
+      expect(s.weights.findIndex((w) => w.value === s.schedule?.value), name).toBe(inProcess.weights.findIndex((w) => w.value === inProcess.schedule?.value));
     }
   });
 

@@ -129,9 +129,9 @@ function refuseClass(found: LocatedOptimizer, file?: string): never {
   const at = found.envelope ? joinPath(found.envelopePath, 'class_name') : found.envelopePath;
   const name = found.registeredName ?? found.className;
   if (KERAS_OPTIMIZERS.has(found.className.toLowerCase())) {
-    throw new ConfigError(at, `the optimizer at ${at} is Keras's '${found.className}': kerasopt implements Nadam only`, file);
+    throw new ConfigError(at, `the optimizer at ${at} is Keras's '${found.className}': kerasopt steps Nadam only (the configs and saved state of the others are read and written: config show, readOptimizerState; docs/optimizers.md)`, file);
   }
-  throw new ConfigError(at, `unknown optimizer class '${name}' at ${at}: not a Keras optimizer kerasopt implements (Nadam), and not registered in customObjects`, file);
+  throw new ConfigError(at, `unknown optimizer class '${name}' at ${at}: not a built-in Keras optimizer (docs/optimizers.md lists them), and not registered in customObjects`, file);
 }
 
 /**

@@ -7,6 +7,8 @@ import { reconstructUProduct, type ReadOptions } from './kerasH5.js';
 import { LAYOUTS, rolesOf, rowsFor, type LayoutRow, type Role } from './layouts.js';
 import type { KerasFileFormat, KerasOptimizerState, ModelVariable, SlotState, StoredWeight, WeightRole } from './state.js';
 import { tieInOrder } from './tie.js';
+import { canonicalClassName, classNamesOf } from '../optimizers/catalog/index.js';
+import { describedKeras3, negativeScan, unrecordedKeras3 } from './keras3Other.js';
 
 /** Keras 3's to_snake_case, which names the entries of the saved `layers` list. */
 export function toSnakeCase(name: string): string {
@@ -73,6 +75,9 @@ function nonTrainableTail(className: string | undefined, path: string): number |
   return hit ? hit[1] : 0;
 }
 
+/** The note that says the model's layer order is a guess (no model config lists the layers). */
+export const ORDER_GUESSED = 'model layer order taken from the layer names (dense, dense_1, ...), as no model config lists them';
+
 /** Top-level groups of a saving_lib weights file that hold no model variable. */
 const NOT_MODEL = /^(optimizer|metrics|compile_metrics|_?compile_metrics|loss_tracker|_loss_tracker)$/;
 
@@ -100,7 +105,7 @@ function modelVariables(h: H5File, modelConfig: Record<string, unknown> | null, 
   const fromConfig = layersFromConfig(modelConfig);
   const present = new Set(found.filter((f) => f.parts[0] === 'layers').map((f) => f.parts[1]!));
   const configOrder = fromConfig && [...present].every((p) => fromConfig.some((l) => l.path === p)) ? fromConfig : null;
-  if (!configOrder) notes.push('model layer order taken from the layer names (dense, dense_1, ...), as no model config lists them');
+  if (!configOrder) notes.push(ORDER_GUESSED);
   const rank = (name: string): number => configOrder?.findIndex((l) => l.path === name) ?? -1;
   found.sort((a, b) => {
     for (let i = 0; i < Math.min(a.parts.length, b.parts.length); i++) {
@@ -182,9 +187,16 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
   if (weights.length === 0) throw new FormatError(label, 'no optimizer state: optimizer/vars is empty');
   const opt = optimizerFromModelConfig(ctx.modelConfig);
   const evidence: string[] = [];
-  const className = opt?.class_name ?? ctx.trial?.optimizer ?? null;
-  if (className !== null && className.toLowerCase().replace(/^custom>/, '') !== 'nadam') {
-    throw new FormatError(label, `${opt ? 'compile_config.optimizer' : `${ctx.trial!.file} (keras-tuner trial)`} names the optimizer '${className}'; kerasopt reads Nadam state only`);
+  const recorded = opt?.class_name ?? ctx.trial?.optimizer ?? null;
+  if (recorded !== null && opts.optimizer !== undefined && canonicalClassName(recorded) !== canonicalClassName(opts.optimizer)) {
+    throw new FormatError(label, `${opt ? 'compile_config.optimizer' : `${ctx.trial!.file} (keras-tuner trial)`} names the optimizer '${recorded}', not '${opts.optimizer}' as the caller says`);
+  }
+  const named = recorded ?? opts.optimizer ?? null;
+  const canonical = named === null ? null : canonicalClassName(named);
+  // the caller's 'adam' is Keras's Adam; a name the file records is kept as written
+  const className = recorded ?? canonical ?? named;
+  if (className !== null && canonical === null) {
+    throw new FormatError(label, `${opt ? 'compile_config.optimizer names' : ctx.trial ? `${ctx.trial.file} (keras-tuner trial) names` : 'the caller names'} the optimizer '${className}', which is no built-in Keras optimizer kerasopt describes (${classNamesOf('keras3').join(', ')})`);
   }
   for (const [key, off] of [['use_ema', false], ['gradient_accumulation_steps', null]] as const) {
     const v = opt?.config[key];
@@ -192,7 +204,29 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
   }
   if (opt) evidence.push(`compile_config.optimizer is ${typeof opt.envelope === 'object' && opt.envelope ? `class '${opt.class_name}'` : `the string '${opt.class_name}'`}`);
   else if (ctx.trial) evidence.push(`no optimizer config in the file; ${ctx.trial.file} (keras-tuner) names the optimizer '${ctx.trial.optimizer}'`);
-  else evidence.push('no optimizer config in the file (a .weights.h5 holds none): Nadam assumed from the variables');
+  else if (opts.optimizer !== undefined) evidence.push(`no optimizer config in the file: the caller says it is '${opts.optimizer}'`);
+  const notes: string[] = [];
+  const model = modelVariables(h, ctx.modelConfig, opts, notes);
+  const config: Record<string, unknown> = opt ? { ...opt.config } : {};
+  if (canonical !== null && canonical !== 'Nadam') return describedKeras3(ctx, weights, model, { className: className!, canonical, config, configRecorded: opt !== null && Object.keys(opt.config).length > 0, evidence, notes, scan: negativeScan(h) });
+  if (canonical === null) {
+    // no class recorded: every described optimizer whose layout fits is a candidate, Nadam among them
+    let nadam: KerasOptimizerState | null = null;
+    let nadamMisfit: FormatError | null = null;
+    try {
+      nadam = readNadamKeras3(ctx, weights, model, opt, null, [...evidence, 'no optimizer config in the file (a .weights.h5 holds none)'], [...notes]);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      nadamMisfit = e;
+    }
+    return unrecordedKeras3(ctx, weights, model, nadam, nadamMisfit, evidence, notes, negativeScan(h));
+  }
+  return readNadamKeras3(ctx, weights, model, opt, className, evidence, notes);
+}
+
+/** The Nadam reading of a saving_lib file (className null: not recorded, Nadam tried as one candidate). */
+function readNadamKeras3(ctx: Keras3Context, weights: readonly StoredWeight[], model: readonly ModelVariable[], opt: ReturnType<typeof optimizerFromModelConfig>, className: string | null, evidence: string[], notes: string[]): KerasOptimizerState {
+  const label = ctx.label;
 
   let rows = LAYOUTS.filter((r) => r.formats.includes(ctx.format));
   if (ctx.kerasVersion) {
@@ -211,13 +245,11 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
   const lrKnown = opt && Object.keys(opt.config).length > 0 ? [typeof opt.config.learning_rate === 'number'] : opt ? [true] : [true, false];
   const candidates: Candidate[] = rows.flatMap((row) => (row.order.includes('learning_rate') ? lrKnown.map((learningRate) => ({ row, learningRate })) : [{ row, learningRate: false }]));
 
-  const notes: string[] = [];
-  const model = modelVariables(h, ctx.modelConfig, opts, notes);
   const fits: { c: Candidate; parsed: Parsed }[] = [];
   const misfits: string[] = [];
   for (const c of candidates) {
     try {
-      fits.push({ c, parsed: parsePositional(label, c, weights, model) });
+      fits.push({ c, parsed: parsePositional(label, c, weights, model, !ctx.modelConfig) });
     } catch (e) {
       if (!(e instanceof FormatError)) throw e;
       misfits.push(`${c.row.id}${c.row.order.includes('learning_rate') ? (c.learningRate ? ' with learning_rate' : ' without learning_rate') : ''}: ${e.message.slice(label.length + 2)}`);
@@ -231,6 +263,7 @@ export function readKeras3Weights(h: H5File, ctx: Keras3Context, opts: ReadOptio
   if (!ctx.kerasVersion && candidates.length > 1) evidence.push(`only layout ${c.row.id} fits the variables (${misfits.length} other readings refused)`);
   const iterations = Number(weights[0]!.value.data[0]);
   const config: Record<string, unknown> = opt ? { ...opt.config } : {};
+  if (className === null) evidence.push('of the described optimizers only Nadam fits the variables');
   if (!opt || Object.keys(opt.config).length === 0) notes.push(opt ? `the config is the string '${opt.class_name}': Nadam with its defaults` : 'no optimizer config in the file: Nadam with its defaults; pass the config to rebuild it exactly');
   if (c.learningRate && Object.keys(config).length === 0) config.learning_rate = parsed.learningRate!;
   notes.push(...parsed.notes);
@@ -276,7 +309,7 @@ interface Parsed {
 }
 
 /** Reads `weights` as `c` lays them out, tying the slots to `model` by position; a FormatError says why it does not fit. */
-function parsePositional(label: string, c: Candidate, weights: readonly StoredWeight[], model: readonly ModelVariable[]): Parsed {
+function parsePositional(label: string, c: Candidate, weights: readonly StoredWeight[], model: readonly ModelVariable[], reorder: boolean): Parsed {
   const fixed = 1 + (c.learningRate ? 1 : 0);
   const built = weights.length > fixed;
   const scheduleCount = c.row.order.includes('schedule') ? 1 : 0;
@@ -320,7 +353,7 @@ function parsePositional(label: string, c: Candidate, weights: readonly StoredWe
     const trainable = model.filter((v) => v.trainable !== false);
     return { weights: withPositionalRoles(weights, roles, [], slotNames), slots: [], variables: trainable, schedule, learningRate, notes: [] };
   }
-  const tied = tieInOrder(label, firsts, model, 'position');
+  const tied = tieInOrder(label, firsts, model, 'position', undefined, reorder);
   const slots: SlotState[] = [];
   roles.forEach((r, i) => {
     if (r.kind === 'slot') slots.push({ variable: tied.owners[r.variable]!.name, slot: slotNames[r.slot], weightName: weights[i]!.name, value: weights[i]!.value, inModel: true });

@@ -9,6 +9,8 @@ import type { H5File } from './hdf5.js';
 import { layoutById, rowCovers, rowsFor, type LayoutRow } from './layouts.js';
 import { parseStoredJson, type KerasOptimizerState, type ModelVariable, type ReleaseDetection, type SlotState, type StoredWeight } from './state.js';
 import { tieInOrder } from './tie.js';
+import { canonicalClassName, OPTIMIZERS } from '../optimizers/catalog/index.js';
+import { describedLegacyState } from './kerasH5Other.js';
 
 /** Options shared by the readers. */
 export interface ReadOptions {
@@ -16,6 +18,11 @@ export interface ReadOptions {
   onProgress?: (done: number, total: number) => void;
   /** Cap on the bytes of any one dataset (default 1 GiB). */
   maxDatasetBytes?: number;
+  /**
+   * The optimizer's class ('Adam') for a file that records none (a Keras 3 .weights.h5): its layout is
+   * read as that optimizer's. A file that records a class must agree with it.
+   */
+  optimizer?: string;
 }
 
 /**
@@ -118,6 +125,9 @@ export function legacyFamily(firstWeight: string): 'tf-keras-v2' | 'keras2' | 't
   return null;
 }
 
+/** Keras 2's slot names: K.zeros's 'Variable_3' (up to 2.2), 2.3's 'moment_0', 'accumulator_0', 'delta_accumulator_0', 'm_0', 'vhat_0'. */
+const KERAS2_SLOT_NAME = /(^|\/)(Variable|moment|accumulator|delta_accumulator|m|v|vhat|u)(_\d+)?:\d+$/;
+
 /** Reads the optimizer state of a tf.keras (optimizer_v2 or TF 2.11-2.15) or standalone Keras 2 HDF5 model file. */
 export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerState {
   const label = h.label;
@@ -132,8 +142,9 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
     throw new FormatError(label, 'training_config has no optimizer_config {class_name, config}');
   }
   const className = optimizerConfig.class_name;
-  // TF 2.11-2.15 save the registered name of their Nadam, 'Custom>Nadam'.
-  if (className.toLowerCase().replace(/^custom>/, '') !== 'nadam') throw new FormatError(label, `training_config.optimizer_config has class_name '${className}'; kerasopt reads Nadam state only`);
+  // TF 2.11-2.15 save the registered name, 'Custom>Nadam', 'Custom>Adam'.
+  const canonical = canonicalClassName(className);
+  if (canonical === null) throw new FormatError(label, `training_config.optimizer_config has class_name '${className}', which is no built-in Keras optimizer kerasopt describes (${[...new Set(OPTIMIZERS.map((d) => d.className))].join(', ')})`);
   const config = optimizerConfig.config as Record<string, unknown>;
 
   const names = readNameList(h, 'optimizer_weights', 'weight_names');
@@ -151,9 +162,14 @@ export function readLegacyH5(h: H5File, opts: ReadOptions = {}): KerasOptimizerS
   const model = readModelWeights(h, opts);
   const kerasVersion = textAttr(h, 'keras_version');
   const stringStyle = h.attributeInfo('/', 'training_config').vlen ? 'vlen' : 'fixed';
+  const family = legacyFamily(names[0]!) ?? (names.every((n) => KERAS2_SLOT_NAME.test(n)) ? 'keras2' : null);
+  if (canonical !== 'Nadam') {
+    if (family === null) throw new FormatError(label, `first optimizer weight '${names[0]}' is none of tf.keras optimizer_v2's iter, Keras 2's iterations or TF 2.11+'s iteration, and the names are not Keras 2's unnamed slots`);
+    const evidence = family === 'keras2' ? `first optimizer weight '${names[0]}' (${legacyFamily(names[0]!) ? "Keras 2's iterations" : "a Keras 2 slot: iterations not saved"})` : `first optimizer weight '${names[0]}' (${family === 'tf-keras-v2' ? "optimizer_v2's iter" : "TF 2.11+'s iteration"})`;
+    return describedLegacyState({ label, config, className, canonical, kerasVersion, weights, model, stringStyle }, family, evidence);
+  }
   const iterations = iterationsOf(label, weights[0]!);
   const read: LegacyH5Read = { label, config, className, kerasVersion, weights, model, iterations, stringStyle };
-  const family = legacyFamily(names[0]!);
   const versionEvidence = kerasVersion ? `root attribute keras_version '${kerasVersion}'` : 'no keras_version attribute';
   if (family === 'tf-keras-v2') return tfKerasState(read, [`first optimizer weight '${names[0]}' (optimizer_v2's iter)`, versionEvidence]);
   if (family === 'keras2') return keras2State(read, versionEvidence);

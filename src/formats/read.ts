@@ -1,12 +1,13 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { privateTempDir } from '../io/atomic.js';
 import { FormatError } from '../errors.js';
 import { parseJsonSafely } from '../io/json.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import type { BundleLimits } from './checkpoint/bundle.js';
 import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
+import { lazyTensorsOf, lazyThreshold, streamStats, type LazyReadOptions } from './chunked.js';
 import { H5File } from './hdf5.js';
 import { readIsolated, type IsolateOptions } from './isolate.js';
 import { readKeras3Weights } from './keras3.js';
@@ -14,7 +15,7 @@ import { readLegacyH5, type ReadOptions } from './kerasH5.js';
 import { parseStoredJson, type KerasOptimizerState } from './state.js';
 
 /** Options of {@link readOptimizerState}. */
-export interface ReadStateOptions extends ReadOptions, ArchiveLimits, BundleLimits, IsolateOptions {
+export interface ReadStateOptions extends ReadOptions, ArchiveLimits, BundleLimits, IsolateOptions, LazyReadOptions {
   /** The name errors and the result use for the file (default: the path). */
   label?: string;
 }
@@ -66,8 +67,12 @@ export async function readOptimizerStateInProcess(file: string, options: ReadSta
   if (prefix !== null) return readCheckpointNadam(prefix, options.label ?? prefix, options);
   if (sniff(file, label) === 'zip') return readArchive(file, label, options);
   const h = await H5File.open(file, 'r', label);
+  // lazy tensors point at the file itself, so only a file read in place can have them (not an archive's extracted copy)
+  if (options.lazyAbove !== undefined) h.lazyAbove = lazyThreshold(options.lazyAbove);
   try {
-    return readHdf5(h, label, options);
+    const state = readHdf5(h, label, options);
+    if (options.lazyStats) await streamStats(lazyTensorsOf(state));
+    return state;
   } catch (e) {
     throw h.asFormatError(e);
   } finally {
@@ -111,7 +116,7 @@ export function trialBeside(file: string, label: string): { optimizer: string; f
 
 async function readArchive(file: string, label: string, options: ReadStateOptions): Promise<KerasOptimizerState> {
   const archive = await Archive.open(file, options, label);
-  const dir = mkdtempSync(join(tmpdir(), 'kerasopt-'));
+  const dir = privateTempDir();
   try {
     const weights = archive.entry('model.weights.h5');
     if (!weights) {

@@ -2,7 +2,13 @@ import { KerasValueError } from '../errors.js';
 import { Nadam, type NadamOptions } from '../optimizers/nadam/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Variable } from '../tensor/variable.js';
+import { FLAVOUR_LIST } from '../optimizers/flavour.js';
 import type { KerasOptimizerState } from './state.js';
+
+/** Whether a read state is a Nadam's (the optimizer kerasopt steps), whatever name the file gives the class. */
+export function isNadamState(state: KerasOptimizerState): boolean {
+  return state.className !== null && /^(custom>)?nadam$/i.test(state.className);
+}
 
 /** Options of {@link optimizerFromState}. */
 export interface RestoreOptions extends Pick<NadamOptions, 'backend' | 'onWarning'> {
@@ -33,6 +39,14 @@ export function optimizerFromState(
   if (unsavedSchedule !== 'reconstruct' && unsavedSchedule !== 'restart') {
     throw new KerasValueError(`unsavedSchedule must be 'reconstruct' or 'restart', got ${JSON.stringify(unsavedSchedule)}`);
   }
+  const schedule = state.schedule;
+  if (!isNadamState(state) || schedule === null || state.iterations === null) {
+    throw new KerasValueError(
+      `${state.file}: the optimizer is ${state.className === null ? `not recorded (it fits ${state.fits?.join(', ') || 'no known optimizer'})` : `'${state.className}'`}; kerasopt steps Nadam only (every flavour: ${FLAVOUR_LIST}). ` +
+        'It reads and writes the saved state of the others (readOptimizerState, saveOptimizerState with the state) without stepping them',
+    );
+  }
+  const iterations = state.iterations;
   const optimizer = Nadam.fromConfig(state.config, { flavour: state.flavour, ...nadamOptions });
   const variables = state.variables.map((v) => new Variable(v.value.clone(), { name: v.name }));
   // a state saved before its first build has no slots: the optimizer builds on its first step, as Keras does
@@ -40,8 +54,8 @@ export function optimizerFromState(
   const slots = new Map(state.slots.filter((s) => s.inModel).map((s) => [`${s.variable}/${s.slot}`, s.value]));
   const learningRate = state.weights.find((w) => w.role?.kind === 'learning_rate');
   const values = optimizer.weights.map((w) => {
-    if (w === optimizer.iterationsVariable) return Tensor.scalar(BigInt(state.iterations), 'int64');
-    if (w.name === state.schedule.name) return state.schedule.value;
+    if (w === optimizer.iterationsVariable) return Tensor.scalar(BigInt(iterations), 'int64');
+    if (w.name === schedule.name) return schedule.value;
     if (w.name === 'learning_rate') return learningRate?.value ?? w.value;
     const slot = slots.get(w.name);
     if (!slot && state.slots.length === 0) return w.value; // saved before its first build: fresh zero slots, as Keras builds them
@@ -52,9 +66,9 @@ export function optimizerFromState(
   // These flavours keep their schedule scalar outside `weights` (saved by Keras 2.3 only), so set it here;
   // an optimizer not built yet has none: it makes it (at 1) on its first step, as Keras does.
   if ((state.flavour === 'keras2' || state.flavour === 'tf-keras-new') && optimizer.built) {
-    const restart = state.schedule.reconstructed && unsavedSchedule === 'restart';
-    const schedule = optimizer.getWeight(state.schedule.name);
-    schedule.assign(restart ? Tensor.scalar(1, schedule.dtype) : state.schedule.value);
+    const restart = schedule.reconstructed && unsavedSchedule === 'restart';
+    const weight = optimizer.getWeight(schedule.name);
+    weight.assign(restart ? Tensor.scalar(1, weight.dtype) : schedule.value);
   }
   return { optimizer, variables };
 }

@@ -72,19 +72,31 @@ export interface KerasOptimizerState {
   readonly flavour: Flavour;
   /** keras_version as the file records it (null when absent). */
   readonly kerasVersion: string | null;
-  /** Keras's class name of the optimizer ('Nadam'). */
-  readonly className: string;
+  /**
+   * Keras's class name of the optimizer as the file records it ('Nadam', 'Adam', TF 2.11-2.15's
+   * 'Custom>Adam'); null when the file records none and more than one optimizer fits (see `fits`).
+   */
+  readonly className: string | null;
+  /**
+   * A file without an optimizer config (Keras 3 .weights.h5): the optimizers whose saved layout fits
+   * the variables found, e.g. ['Adam', 'Adamax', 'RMSprop (momentum)'].
+   */
+  readonly fits?: readonly string[];
   /** The optimizer's config as the file stores it (Keras's snake_case keys). */
   readonly config: Record<string, unknown>;
-  readonly iterations: number;
+  /** The iteration count; null when the release does not save it (Keras 2.0-2.2 RMSprop, Adagrad, Adadelta). */
+  readonly iterations: number | null;
   /** Every optimizer weight in file order: what Keras's set_weights receives. */
   readonly weights: readonly StoredWeight[];
   /** The slots, each tied to its model variable by name (tf.keras) or by position, checked by shape. */
   readonly slots: readonly SlotState[];
   /** The model variables that own slots, in the optimizer's order. */
   readonly variables: readonly ModelVariable[];
-  /** The momentum-schedule scalar (momentum_cache, m_schedule or u_product); `reconstructed` when the file does not save it. */
-  readonly schedule: { readonly name: string; readonly value: Tensor; readonly reconstructed: boolean };
+  /**
+   * Nadam's momentum-schedule scalar (momentum_cache, m_schedule or u_product); `reconstructed` when
+   * the file does not save it. Null for other optimizers.
+   */
+  readonly schedule: { readonly name: string; readonly value: Tensor; readonly reconstructed: boolean } | null;
   /** How the file stores strings, so that a write keeps the style. */
   readonly stringStyle: 'fixed' | 'vlen' | null;
   /** Keras 2 only: whether m_schedule was saved (2.3) or not (2.2, reconstructed). */

@@ -1,9 +1,8 @@
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dumpsPython } from '../config/pyjson.js';
 import { FormatError, KerasValueError } from '../errors.js';
-import { replaceFileAtomically } from '../io/atomic.js';
+import { replaceFileAtomically, privateTempDir } from '../io/atomic.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../tensor/variable.js';
 import { Archive, type ArchiveLimits } from './archive.js';
@@ -13,6 +12,7 @@ import { legacyFamily, readNameList, readTrainingConfig } from './kerasH5.js';
 import { readOptimizerState, sniff } from './read.js';
 import { checkpointPrefix } from './checkpoint/nadam.js';
 import { updateBundleTensors } from './checkpoint/update.js';
+import { saveStateInto } from './writeState.js';
 import { LAYOUTS, rolesOf, type LayoutRow } from './layouts.js';
 import { Nadam } from '../optimizers/nadam/index.js';
 import { parseStoredJson, sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight, type WeightRole } from './state.js';
@@ -61,13 +61,20 @@ const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
 };
 
 /**
- * Writes `optimizer`'s state (its weights and its config) into `file` in Keras's layout: into an
+ * Writes an optimizer's state into `file`. Given a Nadam, its weights and config in Keras's layout
+ * (below). Given a state read by readOptimizerState (any described optimizer; its weights' values
+ * and its config may have been changed), its weights over the same optimizer's state in `file`, in
+ * place (see saveStateInto).
+ *
+ * A Nadam's state (its weights and its config) is written into `file` in Keras's layout: into an
  * existing model file without touching anything else in it, or into a new file. The write is atomic
  * (temporary file beside `file`, checked by reading it back, then renamed), so a failure leaves
  * `file` as it was. An existing optimizer state is updated in place and must have the same weights
  * (names, dtypes, shapes); h5wasm cannot delete HDF5 objects, so a different one is refused.
  */
-export async function saveOptimizerState(file: string, optimizer: Nadam, saveOptions: SaveOptions = {}): Promise<void> {
+export async function saveOptimizerState(file: string, optimizer: Nadam | KerasOptimizerState, saveOptions: SaveOptions = {}): Promise<void> {
+  // a read state (any optimizer, changed or not) is written back over the same optimizer's state
+  if (!(optimizer instanceof Nadam)) return saveStateInto(file, optimizer, saveOptions);
   const like = saveOptions.like;
   const options: SaveOptions = like
     ? { format: like.format, ...(like.weights.every((w) => w.role) ? {} : { weightNames: like.weights.map((w) => w.name) }), ...(like.keras2Layout ? { keras2Layout: like.keras2Layout } : {}), ...saveOptions }
@@ -310,7 +317,7 @@ function writeKeras3(h: H5File, weights: StoredWeight[], options: SaveOptions): 
 }
 
 /** Overwrites model weights in place, found by the names readOptimizerState gives them. */
-function writeModelVariables(h: H5File, variables: readonly Variable[]): void {
+export function writeModelVariables(h: H5File, variables: readonly Variable[]): void {
   if (variables.length === 0) return;
   const paths = new Map<string, string>();
   if (h.kind('model_weights') === 'group') {
@@ -329,7 +336,7 @@ function writeModelVariables(h: H5File, variables: readonly Variable[]): void {
 async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight[], options: SaveOptions): Promise<void> {
   if (!existsSync(file)) throw new KerasValueError(`${file} does not exist: kerasopt updates the optimizer state of an existing .keras archive (it holds the model), it does not create one`);
   const archive = await Archive.open(file, options);
-  const dir = mkdtempSync(join(tmpdir(), 'kerasopt-'));
+  const dir = privateTempDir();
   try {
     const entry = archive.entry('model.weights.h5');
     if (!entry) throw new FormatError(file, 'archive has no model.weights.h5');
@@ -367,7 +374,7 @@ async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight
 }
 
 /** Reads the written file back: the state must parse (slots tie to the model) and hold our exact bits. */
-async function verify(tmp: string, label: string, weights: StoredWeight[], wholeState = true): Promise<void> {
+export async function verify(tmp: string, label: string, weights: StoredWeight[], wholeState = true): Promise<void> {
   const h = sniff(tmp, label) === 'hdf5' ? await H5File.open(tmp, 'r', label) : null;
   // values overwritten in place cannot change how slots tie: the bits suffice; a new layout is read back whole
   const hasModel = wholeState && (h ? h.kind('model_weights') === 'group' || h.kind('layers') === 'group' : true);

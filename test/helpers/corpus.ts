@@ -22,6 +22,10 @@ export const REPO = resolve(HERE, '../..');
 const DEFAULT_DIR = resolve(REPO, '../shared/corpus/real');
 export const CORPUS_DIR = process.env.KERASOPT_CORPUS_DIR ? resolve(process.env.KERASOPT_CORPUS_DIR) : DEFAULT_DIR;
 export const IS_DEFAULT_CORPUS = CORPUS_DIR === DEFAULT_DIR;
+/** The corpus of other optimizers' real files (../shared/corpus/real-other, or KERASOPT_OTHER_CORPUS_DIR for the held-back ones). */
+const DEFAULT_OTHER_DIR = resolve(REPO, '../shared/corpus/real-other');
+export const OTHER_CORPUS_DIR = process.env.KERASOPT_OTHER_CORPUS_DIR ? resolve(process.env.KERASOPT_OTHER_CORPUS_DIR) : DEFAULT_OTHER_DIR;
+export const IS_DEFAULT_OTHER_CORPUS = OTHER_CORPUS_DIR === DEFAULT_OTHER_DIR;
 export const CLI = join(REPO, 'dist/src/cli/main.js');
 
 /** One optimizer weight as the manifest describes it (HDF5: name; archives / Keras 3: index). */
@@ -54,7 +58,8 @@ export interface CorpusItem {
 }
 
 /** The manifest's loadable items; `problem` says why there are none. */
-export function loadCorpus(): { items: CorpusItem[]; problem: string | null } {
+export function loadCorpus(dir = CORPUS_DIR): { items: CorpusItem[]; problem: string | null } {
+  const CORPUS_DIR = dir;
   const file = join(CORPUS_DIR, 'manifest.json');
   if (!existsSync(file)) return { items: [], problem: `${file} does not exist` };
   const manifest = JSON.parse(readFileSync(file, 'utf8')) as ManifestEntry[];
@@ -189,7 +194,7 @@ export function structureDifferences(original: H5Facts, ours: H5Facts): string[]
 }
 
 /** Every file that makes up the item (a SavedModel's whole folder; a checkpoint's .index, .data-* and `checkpoint`). */
-export function itemFiles(item: CorpusItem, root = CORPUS_DIR, path = join(root, item.id)): string[] {
+export function itemFiles(item: CorpusItem, path = item.path): string[] {
   if (item.kind === 'savedmodel') {
     const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
     return walk(path).map((f) => relative(path, f)).sort();
@@ -225,7 +230,7 @@ export function copyItem(item: CorpusItem, dir: string): string {
 export function changedFiles(item: CorpusItem, copy: string): string[] {
   const base = (p: string) => (item.kind === 'savedmodel' ? p : dirname(p));
   const orig = itemFiles(item);
-  const ours = item.kind === 'savedmodel' ? itemFiles(item, dirname(copy), copy) : readdirSync(dirname(copy)).sort();
+  const ours = item.kind === 'savedmodel' ? itemFiles(item, copy) : readdirSync(dirname(copy)).sort();
   const out = ours.filter((f) => !orig.includes(f)).map((f) => `${f}: new file`);
   for (const f of orig) {
     if (!ours.includes(f)) {
