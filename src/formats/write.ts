@@ -1,11 +1,10 @@
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync } from 'node:fs';
 import { dumpsPython } from '../config/pyjson.js';
 import { FormatError, KerasValueError } from '../errors.js';
-import { replaceFileAtomically, privateTempDir } from '../io/atomic.js';
+import { replaceFileAtomically } from '../io/atomic.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../tensor/variable.js';
-import { Archive, type ArchiveLimits } from './archive.js';
+import type { ArchiveLimits } from './archive.js';
 import { H5File } from './hdf5.js';
 import { optimizerFromModelConfig } from './keras3.js';
 import { legacyFamily, readNameList, readTrainingConfig } from './kerasH5.js';
@@ -13,9 +12,10 @@ import { readOptimizerState, sniff } from './read.js';
 import { checkpointPrefix } from './checkpoint/nadam.js';
 import { updateBundleTensors } from './checkpoint/update.js';
 import { saveStateInto } from './writeState.js';
+import { updateArchive } from './archiveUpdate.js';
 import { LAYOUTS, rolesOf, type LayoutRow } from './layouts.js';
 import { Nadam } from '../optimizers/nadam/index.js';
-import { parseStoredJson, sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight, type WeightRole } from './state.js';
+import { sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight, type WeightRole } from './state.js';
 
 /** Options of {@link saveOptimizerState}. */
 export interface SaveOptions extends ArchiveLimits {
@@ -335,42 +335,21 @@ export function writeModelVariables(h: H5File, variables: readonly Variable[]): 
 
 async function saveArchive(file: string, optimizer: Nadam, weights: StoredWeight[], options: SaveOptions): Promise<void> {
   if (!existsSync(file)) throw new KerasValueError(`${file} does not exist: kerasopt updates the optimizer state of an existing .keras archive (it holds the model), it does not create one`);
-  const archive = await Archive.open(file, options);
-  const dir = privateTempDir();
-  try {
-    const entry = archive.entry('model.weights.h5');
-    if (!entry) throw new FormatError(file, 'archive has no model.weights.h5');
-    const h5path = join(dir, 'model.weights.h5');
-    await archive.extract(entry, h5path);
-    const h = await H5File.open(h5path, 'a', `${file}:model.weights.h5`);
-    try {
+  await updateArchive(file, options, {
+    weights: (h) => {
       writeKeras3(h, weights, options);
       writeModelVariables(h, options.modelVariables ?? []);
-    } catch (e) {
-      h.closeQuietly();
-      throw h.asFormatError(e, 'updating');
-    }
-    h.close();
-    const replace = new Map<string, { file: string } | { bytes: Buffer }>([['model.weights.h5', { file: h5path }]]);
-    const configEntry = archive.entry('config.json');
-    if (configEntry) {
-      const config = parseStoredJson(await archive.text(configEntry), file, 'archive entry config.json');
+    },
+    config: (config) => {
       const current = optimizerFromModelConfig(config);
       const next = optimizer.getConfig();
-      if (current && dumpsPython(current.config) !== dumpsPython(next) && !describesOptimizer(current.config, optimizer)) {
-        const compile = config.compile_config as Record<string, unknown>;
-        compile.optimizer = { ...(compile.optimizer as Record<string, unknown>), config: next };
-        replace.set('config.json', { bytes: Buffer.from(dumpsPython(config), 'utf8') });
-      }
-    }
-    await replaceFileAtomically(file, async (tmp) => {
-      await archive.rewrite(tmp, replace);
-      await verify(tmp, file, weights);
-    });
-  } finally {
-    archive.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+      if (!current || dumpsPython(current.config) === dumpsPython(next) || describesOptimizer(current.config, optimizer)) return null;
+      const compile = config.compile_config as Record<string, unknown>;
+      compile.optimizer = { ...(compile.optimizer as Record<string, unknown>), config: next };
+      return config;
+    },
+    verify: (tmp) => verify(tmp, file, weights),
+  });
 }
 
 /** Reads the written file back: the state must parse (slots tie to the model) and hold our exact bits. */

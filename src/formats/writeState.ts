@@ -1,17 +1,16 @@
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync } from 'node:fs';
 import { dumpsPython } from '../config/pyjson.js';
 import { FormatError, KerasValueError } from '../errors.js';
-import { replaceFileAtomically, privateTempDir } from '../io/atomic.js';
+import { replaceFileAtomically } from '../io/atomic.js';
 import { shapeToString, type Tensor } from '../tensor/tensor.js';
-import { Archive } from './archive.js';
+import { updateArchive } from './archiveUpdate.js';
 import { checkpointPrefix } from './checkpoint/nadam.js';
 import { updateBundleTensors } from './checkpoint/update.js';
 import { H5File } from './hdf5.js';
 import { optimizerFromModelConfig } from './keras3.js';
 import { readTrainingConfig } from './kerasH5.js';
 import { readOptimizerState } from './read.js';
-import { parseStoredJson, sameBits, type KerasOptimizerState, type StoredWeight } from './state.js';
+import { sameBits, type KerasOptimizerState, type StoredWeight } from './state.js';
 import { verify, writeModelVariables, type SaveOptions } from './write.js';
 
 /** The dataset of a saved weight in its HDF5 file. */
@@ -87,37 +86,18 @@ function writeLegacyConfig(h: H5File, config: Record<string, unknown>): void {
 }
 
 async function saveArchiveState(file: string, state: KerasOptimizerState, changed: readonly StoredWeight[], configChanged: boolean, options: SaveOptions): Promise<void> {
-  const archive = await Archive.open(file, options);
-  const dir = privateTempDir();
-  try {
-    const entry = archive.entry('model.weights.h5');
-    if (!entry) throw new FormatError(file, 'archive has no model.weights.h5');
-    const h5path = join(dir, 'model.weights.h5');
-    await archive.extract(entry, h5path);
-    const h = await H5File.open(h5path, 'a', `${file}:model.weights.h5`);
-    try {
+  await updateArchive(file, options, {
+    weights: (h) => {
       for (const w of changed) h.overwriteTensor(datasetOf(w), w.value);
       writeModelVariables(h, options.modelVariables ?? []);
-    } catch (e) {
-      h.closeQuietly();
-      throw h.asFormatError(e, 'updating');
-    }
-    h.close();
-    const replace = new Map<string, { file: string } | { bytes: Buffer }>([['model.weights.h5', { file: h5path }]]);
-    const configEntry = archive.entry('config.json');
-    if (configChanged && configEntry) {
-      const config = parseStoredJson(await archive.text(configEntry), file, 'archive entry config.json');
+    },
+    config: (config) => {
+      if (!configChanged) return null;
       if (!optimizerFromModelConfig(config)?.envelope) throw new KerasValueError(`${file}: config.json holds no optimizer config object to update`);
       const compile = config.compile_config as Record<string, unknown>;
       compile.optimizer = { ...(compile.optimizer as Record<string, unknown>), config: state.config };
-      replace.set('config.json', { bytes: Buffer.from(dumpsPython(config), 'utf8') });
-    }
-    await replaceFileAtomically(file, async (tmp) => {
-      await archive.rewrite(tmp, replace);
-      await verify(tmp, file, [...state.weights]);
-    });
-  } finally {
-    archive.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+      return config;
+    },
+    verify: (tmp) => verify(tmp, file, [...state.weights]),
+  });
 }
