@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
-import { defaultDeadlineMs, readOptimizerState, readOptimizerStateInProcess, stopReaderWorker, type KerasOptimizerState } from '../src/formats/index.js';
+import { defaultDeadlineMs, optimizerFromState, readOptimizerState, readOptimizerStateInProcess, saveOptimizerState, stopReaderWorker, type KerasOptimizerState } from '../src/formats/index.js';
 import { packError, readerWorkerId, unpackError } from '../src/formats/isolate.js';
 import { FormatError, GradientMismatchError, HyperparameterError, KerasoptError, KerasValueError, Tensor } from '../src/index.js';
 import { CLI, ensureBuilt } from './helpers/corpus.js';
@@ -93,6 +93,21 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 describe.skipIf(missing !== null)('reads in a worker with a deadline (issue 11)', () => {
+  it('a save into a file that makes libhdf5 loop: the target is read in the worker first and the save fails at the deadline, the file untouched', async () => {
+    const hang = hangingFile();
+    const before = readFileSync(hang);
+    const good = await readOptimizerState(file('tf_keras_h5py3.h5'));
+    const { optimizer } = optimizerFromState(good);
+    for (const save of [() => saveOptimizerState(hang, optimizer, { like: good, deadlineMs: 600 }), () => saveOptimizerState(hang, good, { deadlineMs: 600 })]) {
+      const t0 = performance.now();
+      const e = await rejection(save());
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e.message).toMatch(/: gave up after 0\.6 s, still reading /);
+      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(readFileSync(hang).equals(before)).toBe(true);
+    }
+  });
+
   it('a file that makes libhdf5 loop forever: FormatError naming the file, the time and the object, at the deadline; then a good read works', async () => {
     const hang = hangingFile();
     const good = await readOptimizerState(file('tf_keras_new.h5')); // the worker is up

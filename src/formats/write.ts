@@ -46,6 +46,12 @@ export interface SaveOptions extends ArchiveLimits {
    * file with the same dtype and shape; it is overwritten in place.
    */
   modelVariables?: readonly Variable[];
+  /**
+   * Deadline (ms) for reading the existing file in the reader worker before it is written (default
+   * as readOptimizerState's: 10 s plus 1 s per 50 MB). A file that makes libhdf5 loop fails there
+   * with a FormatError, and is not opened by the write.
+   */
+  deadlineMs?: number;
   /** @internal Test hook called after each dataset write; a throw aborts the save midway. */
   afterWrite?: (name: string) => void;
 }
@@ -83,13 +89,16 @@ export async function saveOptimizerState(file: string, optimizer: Nadam | KerasO
   const exists = existsSync(file) || checkpointPrefix(file) !== null;
   const kind = exists && checkpointPrefix(file) === null ? sniff(file) : null;
   // An existing state fixes the order, names and dtypes its release saves in: the new values follow it.
-  const current = exists && !like ? await readOptimizerState(file).catch(() => null) : null;
+  // The existing file is read in the reader worker first, under its deadline: a file that makes libhdf5
+  // loop fails there, before this thread opens it (the write's own HDF5 calls cannot be interrupted).
+  const existing = exists ? await readTarget(file, saveOptions.deadlineMs) : null;
+  const current = like ? null : existing;
   if (current && options.layout === undefined) options.layout = current.release.layout;
   const format = options.format ?? (exists ? (checkpointPrefix(file) !== null ? 'tf-checkpoint' : await formatOf(file, kind!)) : file.endsWith('.keras') ? 'keras3-archive' : file.endsWith('.weights.h5') ? 'keras3-weights-h5' : optimizer.flavour === 'keras2' ? 'keras2-h5' : optimizer.flavour === 'tf-keras-new' ? 'tf-keras-new-h5' : 'tf-keras-h5');
   if (!FORMAT_FLAVOURS[format].includes(optimizer.flavour)) throw new KerasValueError(`a ${optimizer.flavour} Nadam cannot be written in the ${format} layout (it holds ${FORMAT_FLAVOURS[format].join(' or ')} state)`);
   const weights = weightsToWrite(optimizer, format, current && !options.weightNames ? { ...options, like: current } : options);
   // An unchanged state is not written at all, so the file keeps every byte (a write would move HDF5 metadata).
-  if (exists && (await alreadyHolds(file, optimizer, weights, options, current))) return;
+  if (exists && existing && (await alreadyHolds(file, optimizer, weights, options, existing))) return;
   if (format === 'tf-checkpoint') return saveCheckpoint(file, optimizer, weights, options);
   if (format === 'keras3-archive') return saveArchive(file, optimizer, weights, options);
   await replaceFileAtomically(file, async (tmp) => {
@@ -106,6 +115,20 @@ export async function saveOptimizerState(file: string, optimizer: Nadam | KerasO
     h.close();
     await verify(tmp, file, weights, !sameLayoutInPlace);
   });
+}
+
+/**
+ * The optimizer state of an existing target, read in the reader worker with its deadline; null when
+ * the file holds none (a model saved without its optimizer: the write adds one). A read stopped at
+ * its deadline is rethrown: nothing more is done with that file.
+ */
+async function readTarget(file: string, deadlineMs: number | undefined): Promise<KerasOptimizerState | null> {
+  try {
+    return await readOptimizerState(file, deadlineMs === undefined ? {} : { deadlineMs });
+  } catch (e) {
+    if (e instanceof FormatError && / gave up after [\d.]+ s/.test(e.message)) throw e;
+    return null;
+  }
 }
 
 async function formatOf(file: string, kind: 'hdf5' | 'zip'): Promise<KerasFileFormat> {

@@ -33,7 +33,8 @@ export async function saveStateInto(file: string, state: KerasOptimizerState, op
   if (prefix === null && !existsSync(file)) {
     throw new KerasValueError(`${file} does not exist: a read state is written back into a file holding the same optimizer's state (a copy of the file it was read from)`);
   }
-  const current = await readOptimizerState(file, state.className !== null ? { optimizer: state.className } : {});
+  // read in the reader worker under its deadline: a file that makes libhdf5 loop fails here, before this thread opens it
+  const current = await readOptimizerState(file, { ...(state.className !== null ? { optimizer: state.className } : {}), ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }) });
   if (current.weights.length !== state.weights.length) {
     throw new KerasValueError(`${file} holds ${current.weights.length} optimizer weights and the state ${state.weights.length}: it is not the same optimizer's state`);
   }
