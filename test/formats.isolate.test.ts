@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
 import { defaultDeadlineMs, optimizerFromState, readOptimizerState, readOptimizerStateInProcess, saveOptimizerState, stopReaderWorker, type KerasOptimizerState } from '../src/formats/index.js';
-import { packError, readerWorkerId, unpackError } from '../src/formats/isolate.js';
+import { h5ConfigText } from '../src/formats/configSource.js';
+import { packError, readConfigTextIsolated, readerWorkerId, unpackError } from '../src/formats/isolate.js';
 import { FormatError, GradientMismatchError, HyperparameterError, KerasoptError, KerasValueError, Tensor } from '../src/index.js';
 import { CLI, ensureBuilt } from './helpers/corpus.js';
 import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
@@ -93,6 +94,16 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 describe.skipIf(missing !== null)('reads in a worker with a deadline (issue 11)', () => {
+  it("the config loader of .h5 files (config show / convert) reads in the worker too: a looping file fails at the deadline, a good one gives its training_config", async () => {
+    const hang = hangingFile();
+    const e = await rejection(readConfigTextIsolated(hang, { deadlineMs: 600 }));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toMatch(/: gave up after 0\.6 s, still reading attribute 'training_config' of \//);
+    const good = await h5ConfigText(file('tf_keras_h5py3.h5'));
+    expect(good.origin).toBe('attribute training_config of /');
+    expect(JSON.parse(good.text)).toMatchObject({ optimizer_config: { class_name: 'Nadam' } });
+  });
+
   it('a save into a file that makes libhdf5 loop: the target is read in the worker first and the save fails at the deadline, the file untouched', async () => {
     const hang = hangingFile();
     const before = readFileSync(hang);

@@ -3,13 +3,21 @@ import { FormatError } from '../errors.js';
 import { Archive } from './archive.js';
 import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
 import { H5File } from './hdf5.js';
+import { readConfigTextIsolated } from './isolate.js';
 import { sniff } from './read.js';
 
 /**
  * The optimizer-config JSON of a Keras HDF5 file: the training_config root attribute (tf.keras and
- * Keras 2). Keras 3 .weights.h5 files hold no config.
+ * Keras 2). Keras 3 .weights.h5 files hold no config. libhdf5 runs in the reader worker, under the
+ * read deadline (an untrusted file cannot hang the process); an archive's config.json is read here.
  */
 export async function h5ConfigText(file: string): Promise<{ text: string; origin: string }> {
+  if (sniff(file) === 'zip') return archiveConfigText(file);
+  return readConfigTextIsolated(file);
+}
+
+/** {@link h5ConfigText} in the calling thread (the reader worker runs this). */
+export async function h5ConfigTextInProcess(file: string): Promise<{ text: string; origin: string }> {
   if (sniff(file) === 'zip') return archiveConfigText(file);
   const h = await H5File.open(file, 'r');
   try {

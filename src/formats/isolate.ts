@@ -113,13 +113,20 @@ function fileSize(path: string): number {
 /** The options the worker gets: the caller's, without functions and without the isolation options. */
 export type WorkerReadOptions = Omit<ReadStateOptions, 'onProgress' | 'deadlineMs' | 'isolate'>;
 
-/** A request from the parent. */
+/** A request from the parent: read a file's optimizer state, or (`kind: 'config'`) its optimizer-config text. */
 export interface WorkerRequest {
   readonly id: number;
+  readonly kind?: 'state' | 'config';
   readonly file: string;
   readonly options: WorkerReadOptions;
   /** Whether to post progress messages (the caller gave onProgress). */
   readonly progress: boolean;
+}
+
+/** A Keras file's optimizer-config JSON text and where in the file it was (formats/configSource.ts). */
+export interface ConfigText {
+  readonly text: string;
+  readonly origin: string;
 }
 
 /** A tensor's parts; `data` is a typed array whose buffer is transferred. */
@@ -160,6 +167,7 @@ export type WorkerReply =
   | { readonly type: 'where'; readonly id: number; readonly where: string }
   | { readonly type: 'progress'; readonly id: number; readonly done: number; readonly total: number }
   | { readonly type: 'result'; readonly id: number; readonly state: PackedState; readonly tainted: boolean }
+  | { readonly type: 'config'; readonly id: number; readonly config: ConfigText; readonly tainted: boolean }
   | { readonly type: 'error'; readonly id: number; readonly error: PackedError; readonly tainted: boolean };
 
 /**
@@ -278,11 +286,12 @@ export function unpackError(p: PackedError): Error {
 
 interface Job {
   readonly id: number;
+  readonly kind: 'state' | 'config';
   readonly file: string;
   readonly label: string;
   readonly options: ReadStateOptions;
   readonly deadlineMs: number;
-  readonly resolve: (state: KerasOptimizerState) => void;
+  readonly resolve: (result: KerasOptimizerState | ConfigText) => void;
   readonly reject: (e: unknown) => void;
   where: string;
 }
@@ -363,7 +372,7 @@ class ReaderWorker {
       this.timer = setTimeout(() => this.onDeadline(job), job.deadlineMs);
     }
     const { onProgress, deadlineMs: _d, isolate: _i, ...options } = job.options;
-    const request: WorkerRequest = { id: job.id, file: job.file, options, progress: typeof onProgress === 'function' };
+    const request: WorkerRequest = { id: job.id, kind: job.kind, file: job.file, options, progress: typeof onProgress === 'function' };
     this.worker.postMessage(request);
   }
 
@@ -422,6 +431,10 @@ class ReaderWorker {
         job.resolve(state);
         return;
       }
+      case 'config':
+        this.finish(job, m.tainted);
+        job.resolve(m.config);
+        return;
       case 'error':
         this.finish(job, m.tainted);
         job.reject(unpackError(m.error));
@@ -517,12 +530,25 @@ function pump(): void {
  * deadline starts when the worker takes it.
  */
 export function readIsolated(file: string, options: ReadStateOptions = {}): Promise<KerasOptimizerState> {
+  return submit('state', file, options) as Promise<KerasOptimizerState>;
+}
+
+/**
+ * The optimizer-config text of a Keras HDF5 file (its training_config attribute), read in the reader
+ * worker with the same deadline as {@link readIsolated}: `config show` / `config convert` of an
+ * untrusted .h5 cannot hang the process either.
+ */
+export function readConfigTextIsolated(file: string, options: Pick<ReadStateOptions, 'deadlineMs' | 'label'> = {}): Promise<ConfigText> {
+  return submit('config', file, options) as Promise<ConfigText>;
+}
+
+function submit(kind: 'state' | 'config', file: string, options: ReadStateOptions): Promise<KerasOptimizerState | ConfigText> {
   const deadlineMs = options.deadlineMs ?? defaultDeadlineMs(file);
   if (typeof deadlineMs !== 'number' || Number.isNaN(deadlineMs) || deadlineMs <= 0) {
     return Promise.reject(new KerasValueError(`deadlineMs must be a positive number of milliseconds (or Infinity), got ${String(options.deadlineMs)}`));
   }
-  return new Promise<KerasOptimizerState>((resolve, reject) => {
-    queue.push({ id: nextId++, file, label: options.label ?? file, options, deadlineMs, resolve, reject, where: START });
+  return new Promise<KerasOptimizerState | ConfigText>((resolve, reject) => {
+    queue.push({ id: nextId++, kind, file, label: options.label ?? file, options, deadlineMs, resolve, reject, where: START });
     pump();
   });
 }

@@ -19,6 +19,7 @@ import { KerasoptError } from '../errors.js';
 import { H5File, h5 } from './hdf5.js';
 import { packError, packState, START, type WorkerReply, type WorkerRequest } from './isolate.js';
 import { readOptimizerStateInProcess } from './read.js';
+import { h5ConfigTextInProcess } from './configSource.js';
 
 if (!parentPort) throw new Error('kerasopt: isolateWorker is the reader worker, started by readOptimizerState; do not import it');
 const port = parentPort;
@@ -97,6 +98,12 @@ async function serve(req: WorkerRequest): Promise<void> {
   trapped = false;
   at(START);
   try {
+    if (req.kind === 'config') {
+      const config = await h5ConfigTextInProcess(req.file);
+      rmSync(tmp, { recursive: true, force: true });
+      post({ type: 'config', id: req.id, config, tainted: trapped || /Aborted\(/.test(said) });
+      return;
+    }
     const state = await readOptimizerStateInProcess(req.file, {
       ...req.options,
       ...(req.progress ? { onProgress: (done: number, total: number) => post({ type: 'progress', id: req.id, done, total }) } : {}),
