@@ -7,6 +7,7 @@ export { readOptimizerState, readOptimizerStateInProcess, type ReadStateOptions 
 export { defaultDeadlineMs, stopReaderWorker, type IsolateOptions } from './isolate.js';
 export { saveOptimizerState, weightsToWrite, type SaveOptions } from './write.js';
 export { optimizerFromState, type RestoreOptions } from './restore.js';
+export { transplantOptimizerState, matchVariables, scheduleAfter, type TransplantOptions, type TransplantResult, type MatchTable, type VariableMatch } from './transplant/index.js';
 export { reconstructMSchedule, reconstructUProduct } from './kerasH5.js';
 export type { ArchiveLimits } from './archive.js';
 export { TensorBundle, type BundleLimits, type BundleTensorInfo } from './checkpoint/bundle.js';

@@ -29,6 +29,11 @@ export interface SaveOptions extends ArchiveLimits {
   /** String attribute style of a new file: 'fixed' (h5py 2) or 'vlen' (h5py 3). Existing files keep theirs. */
   stringStyle?: 'fixed' | 'vlen';
   /**
+   * Style of a new optimizer_weights `weight_names` list, when it differs from `stringStyle` (Keras writes
+   * name lists as arrays of bytes, which h5py stores fixed-length, beside a variable-length training_config).
+   */
+  nameListStyle?: 'fixed' | 'vlen';
+  /**
    * The Keras release layout of a .keras / .weights.h5 file (a row id of docs/keras-releases.md, e.g.
    * 'keras-3.0-u-first'). Default: an existing file's own, else the latest release's.
    */
@@ -275,7 +280,7 @@ function writeLegacy(h: H5File, optimizer: Nadam, weights: StoredWeight[], forma
     return true;
   }
   h.ensureGroups('optimizer_weights');
-  writeNameList(h, 'optimizer_weights', 'weight_names', weights.map((w) => w.name), style);
+  writeNameList(h, 'optimizer_weights', 'weight_names', weights.map((w) => w.name), options.nameListStyle ?? style);
   for (const w of weights) {
     h.createTensor(`optimizer_weights/${w.name}`, w.value);
     options.afterWrite?.(w.name);
