@@ -2,10 +2,16 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KerasoptError } from '../errors.js';
+import type { Command } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
+/** Where a docs page is: beside this file's package (an installed package ships docs/). */
+const docsPath = (page: string): string => fileURLToPath(new URL(`../../../${page}`, import.meta.url));
+
+const commandHelp = (c: Command): string => `  ${c.usage.replace(/\n/g, '\n  ')}${c.docs ? `\n    docs: ${c.docs} (${docsPath(c.docs)})` : ''}`;
+
 const usage = (): string =>
-  `usage: kerasopt <command> [options]\n\ncommands:\n${COMMANDS.map((c) => `  ${c.usage.replace(/\n/g, '\n  ')}`).join('\n\n')}\n`;
+  `usage: kerasopt <command> [options]   (kerasopt <command> --help: that command's options and docs page)\n\ncommands:\n${COMMANDS.map(commandHelp).join('\n\n')}\n\ndocs: README.md and docs/ (${docsPath('docs')})\n`;
 
 /** Runs the CLI on `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -18,6 +24,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!command) {
     process.stderr.write(`kerasopt: unknown command '${name}'\n${usage()}`);
     return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`usage: kerasopt ${command.usage}${command.docs ? `\n\ndocs: ${command.docs} (${docsPath(command.docs)})` : ''}\n`);
+    return 0;
   }
   try {
     return await command.run(rest);

@@ -165,6 +165,7 @@ async function convert(file: string, to: string | undefined, dialect: string | u
 export function createConfigCommand(io: Streams = { stdout: process.stdout, stderr: process.stderr }): Command {
   return {
     name: 'config',
+    docs: 'docs/configs.md',
     usage: USAGE,
     async run(argv) {
       const [sub, ...rest] = argv;

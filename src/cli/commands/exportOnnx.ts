@@ -9,6 +9,7 @@ import type { Command } from '../command.js';
 
 export const exportOnnx: Command = {
   name: 'export-onnx',
+  docs: 'docs/onnx.md',
   usage: `export-onnx -o OUT.onnx [--flavour tf-keras|keras2|keras3|tf-keras-new] [--dtype float16|float32|float64]
     Writes one Nadam step as a standalone ONNX model (IR 8, opset 17): inputs variable, gradient,
     m, v (rank 1), iterations, the schedule scalar and the hyperparameters; outputs the new state.

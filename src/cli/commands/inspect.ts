@@ -105,6 +105,7 @@ function text(state: KerasOptimizerState): string {
 export function createInspectCommand(io: InspectIo): Command {
   return {
     name: 'inspect',
+    docs: 'docs/keras-files.md',
     usage: USAGE,
     async run(argv) {
       const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false }, deadline: { type: 'string' }, optimizer: { type: 'string' } } });

@@ -56,6 +56,7 @@ function writeReport(path: string, text: string): void {
 export function createParityCommand(io: ParityIo): Command {
   return {
     name: 'parity',
+    docs: 'docs/parity.md',
     usage: USAGE,
     async run(argv) {
       const { values, positionals } = parseArgs({
