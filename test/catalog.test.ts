@@ -191,3 +191,44 @@ describe('the engine ties every lineage (files made from the sources\' saving or
     }, 60_000);
   }
 });
+
+describe('TF checkpoints of other optimizer_v2 optimizers (helper-made bundles, not TensorFlow output)', () => {
+  const make = (kind: string): { prefix: string; manifest: { tensors: Record<string, { data: string }> } } => {
+    const prefix = join(work, `ckpt-${kind}`);
+    const out = execFileSync(PYTHON, ['test/helpers/tf_checkpoint.py', prefix, '--optimizer-class', kind], { encoding: 'utf8' });
+    return { prefix, manifest: JSON.parse(out) };
+  };
+  const hex = (t: Tensor): string => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('hex');
+
+  it('Adam: the class is not recorded and Adam and Adamax fit; { optimizer } names it; every slot equals the bundle bit for bit', async () => {
+    if (missingPython(['numpy'])) return console.warn('*** numpy missing ***');
+    const { prefix, manifest } = make('adam');
+    const s = await readOptimizerState(prefix);
+    expect([s.className, s.fits, s.format, s.flavour, s.iterations]).toEqual([null, ['Adam', 'Adamax'], 'tf-checkpoint', 'tf-keras', 5]);
+    expect(s.slots.map((x) => `${x.slot} ${x.variable}`)).toEqual(['m model/layer_with_weights-0/kernel', 'm model/layer_with_weights-0/bias', 'v model/layer_with_weights-0/kernel', 'v model/layer_with_weights-0/bias']);
+    for (const w of s.weights) expect(hex(w.value), w.name).toBe(manifest.tensors[`${w.name}/.ATTRIBUTES/VARIABLE_VALUE`]!.data);
+    const named = await readOptimizerState(prefix, { optimizer: 'Adam' });
+    expect([named.className, named.config.beta_1]).toEqual(['Adam', Math.fround(0.9)]);
+  });
+
+  it('RMSprop with momentum and centered: its three slots blocked in _create_slots order; a changed state is written into the bundle and reads back (CRCs checked by bundle_check.py)', async () => {
+    if (missingPython(['numpy'])) return console.warn('*** numpy missing ***');
+    const { prefix } = make('rmsprop');
+    const s = await readOptimizerState(prefix);
+    expect(s.className).toBe('RMSprop');
+    expect(s.slots.map((x) => x.slot)).toEqual(['rms', 'rms', 'momentum', 'momentum', 'mg', 'mg']);
+    const changed: KerasOptimizerState = { ...s, weights: s.weights.map((w) => (w.role?.kind === 'slot' ? { ...w, value: doubled(w.value) } : w)) };
+    await saveOptimizerState(prefix, changed);
+    const back = await readOptimizerState(prefix);
+    back.weights.forEach((w, k) => expect(sameBits(w.value, changed.weights[k]!.value), w.name).toBe(true));
+    const check = JSON.parse(execFileSync(PYTHON, ['test/helpers/bundle_check.py', prefix], { encoding: 'utf8' })) as { errors: string[] };
+    expect(check.errors).toEqual([]);
+  });
+
+  it('Adagrad is the only optimizer with just an accumulator and learning_rate, decay; optimizerFromState refuses it', async () => {
+    if (missingPython(['numpy'])) return console.warn('*** numpy missing ***');
+    const s = await readOptimizerState(make('adagrad').prefix);
+    expect([s.className, s.slots.map((x) => x.slot)]).toEqual(['Adagrad', ['accumulator', 'accumulator']]);
+    expect(() => optimizerFromState(s)).toThrow(/kerasopt steps Nadam only/);
+  });
+});

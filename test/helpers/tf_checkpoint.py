@@ -9,7 +9,7 @@ key names. It shares no code with the TypeScript reader it tests.
 
 Usage: tf_checkpoint.py PREFIX [--root checkpoint|model] [--no-optimizer] [--shards N] [--block-size B]
                         [--set-dtype KEY=N] [--compression N] [--epsilon-hyper] [--lr-schedule]
-                        [--dtype float16|float32|float64]
+                        [--dtype float16|float32|float64] [--optimizer-class adam|rmsprop|adagrad]
        tf_checkpoint.py PREFIX --new-optimizer [--root checkpoint|model|savedmodel] [--lr-schedule] [--no-u-product]
                         [--no-lists] [--unbuilt] [--odd-slots] [--bad-shape] [--bad-pair] [--keras3] [--iterations N] [other options as above]
 (--lr-schedule saves no learning_rate variable, as with a LearningRateSchedule; --epsilon-hyper saves epsilon as a hyper variable, as early optimizer_v2 Nadams did;
@@ -267,6 +267,14 @@ def new_optimizer_graph(args, g, root, tensors, vdt):
     }
 
 
+# Other optimizer_v2 classes: hypers (_set_hyper, saved as variables) and slots in _create_slots order.
+OTHER_OPTIMIZERS = {
+    "adam": {"name": "Adam", "hypers": [("learning_rate", 0.01), ("decay", 0.0), ("beta_1", 0.9), ("beta_2", 0.999)], "slots": ["m", "v"]},
+    "rmsprop": {"name": "RMSprop", "hypers": [("learning_rate", 0.001), ("decay", 0.0), ("rho", 0.9), ("momentum", 0.5)], "slots": ["rms", "momentum", "mg"]},
+    "adagrad": {"name": "Adagrad", "hypers": [("learning_rate", 0.001), ("decay", 0.0)], "slots": ["accumulator"]},
+}
+
+
 def main():
     args = sys.argv[1:]
     prefix = args[0]
@@ -312,7 +320,26 @@ def main():
         k_id, _ = variable(layer, "kernel", f"{lpath}/kernel", vdt, kernel, "dense/kernel")
         b_id, _ = variable(layer, "bias", f"{lpath}/bias", vdt, bias, "dense/bias")
         hypers = {}
-        if with_optimizer:
+        other = args[args.index("--optimizer-class") + 1] if "--optimizer-class" in args else None
+        if with_optimizer and other:
+            # another optimizer_v2 class (tests of src/formats/checkpoint/described.ts): its hypers and slots,
+            # as its _create_hypers / _create_slots make them (docs/optimizers.md); no momentum_cache
+            spec = OTHER_OPTIMIZERS[other]
+            opt = g.add()
+            g.nodes[root]["children"].append((opt, "optimizer"))
+            variable(opt, "iter", "optimizer/iter", "int64", 5, f"{spec['name']}/iter")
+            for name, v in spec["hypers"]:
+                variable(opt, name, f"optimizer/{name}", "float32", v, f"{spec['name']}/{name}")
+                hypers[name] = float(np.float32(v))
+            for slot in spec["slots"]:
+                for orig, path, shape in ((k_id, f"{lpath}/kernel", (3, 2)), (b_id, f"{lpath}/bias", (2,))):
+                    value = (np.abs(rng.standard_normal(shape)) * 0.1).astype(NP[vdt])
+                    sid = g.add()
+                    key = f"{path}/.OPTIMIZER_SLOT/optimizer/{slot}/.ATTRIBUTES/VARIABLE_VALUE"
+                    g.nodes[sid]["attrs"].append(("VARIABLE_VALUE", f"{spec['name']}/{path}/{slot}", key))
+                    g.nodes[opt]["slots"].append((orig, slot, sid))
+                    tensors[key] = (vdt, list(shape), value.tobytes())
+        elif with_optimizer:
             opt = g.add()
             g.nodes[root]["children"].append((opt, "optimizer"))
             variable(opt, "iter", "optimizer/iter", "int64", 3, "Nadam/iter")

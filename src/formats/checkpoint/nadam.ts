@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { FormatError } from '../../errors.js';
 import { sameShape, shapeToString, type Tensor } from '../../tensor/tensor.js';
 import type { KerasOptimizerState, ModelVariable, SlotState, StoredWeight } from '../state.js';
+import { canonicalClassName } from '../../optimizers/catalog/index.js';
+import { readCheckpointDescribed, savedModelOptimizerClass } from './described.js';
 import { layoutById } from '../layouts.js';
 import { TensorBundle, type BundleLimits } from './bundle.js';
 import { findNewOptimizer, readNewOptimizerCheckpoint } from './newOptimizer.js';
@@ -85,7 +87,7 @@ export function openCheckpointGraph(prefix: string, label: string, limits: Bundl
  * each m / v slot is tied to its model variable by the graph's slot_variables references (shapes and
  * dtypes checked). A checkpoint holds no optimizer config, so one is built from the saved hyperparameters.
  */
-export function readCheckpointNadam(prefix: string, label: string, limits: BundleLimits = {}): KerasOptimizerState {
+export function readCheckpointNadam(prefix: string, label: string, limits: BundleLimits & { optimizer?: string } = {}): KerasOptimizerState {
   const g = openCheckpointGraph(prefix, label, limits);
   const { bundle, nodes, paths, fail, node, variableKey } = g;
 
@@ -99,6 +101,12 @@ export function readCheckpointNadam(prefix: string, label: string, limits: Bundl
   const optimizer = owners[0] ?? (rootOptimizer ? node(rootOptimizer.node_id, "the root's child 'optimizer'") : undefined);
   if (!optimizer) fail(`key '${OBJECT_GRAPH_KEY}': no optimizer in the checkpoint (no object owns slot variables and the root has no 'optimizer' child): it was saved without one`);
   const optPath = paths.get(nodes.indexOf(optimizer!)) ?? 'optimizer';
+  // another optimizer_v2 class (Adam, RMSprop, ...): its SavedModel's metadata names it, or it has slots and no momentum_cache
+  // the class: a SavedModel's metadata names it; for a bare checkpoint the caller may (ReadOptions.optimizer)
+  const metaClass = savedModelOptimizerClass(prefix) ?? limits.optimizer ?? null;
+  const names = optimizer!.children.map((c) => c.local_name);
+  const other = metaClass !== null ? canonicalClassName(metaClass) !== 'Nadam' : optimizer!.slot_variables.length > 0 && !names.includes('momentum_cache') && names.includes('iter');
+  if (other) return readCheckpointDescribed(g, optimizer!, optPath, metaClass);
   const childKey = (name: string): string => {
     const ref = optimizer!.children.find((c) => c.local_name === name);
     if (!ref) {
