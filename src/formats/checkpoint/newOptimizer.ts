@@ -68,7 +68,7 @@ export function findNewOptimizer(g: CheckpointGraph): number | null {
 }
 
 /** How the model's trainable variables were found, in the order the optimizer was built on them. */
-interface ModelOrder {
+export interface ModelOrder {
   readonly variables: ModelVariable[];
   readonly how: string;
 }
@@ -82,7 +82,7 @@ interface ModelOrder {
  * SavedModel). Non-float variables (counters) are left out; BatchNormalization's moving statistics are
  * marked not trainable.
  */
-function modelVariables(g: CheckpointGraph, optimizerId: number): ModelOrder {
+export function modelVariables(g: CheckpointGraph, optimizerId: number): ModelOrder {
   const root = g.node(0, 'the root');
   const modelId = childOf(root, 'model') ?? 0;
   const modelPath = g.paths.get(modelId) || 'the root';

@@ -160,7 +160,7 @@ function verify(tmpPrefix: string, outPrefix: string, patches: readonly Patch[])
  * Renames each temporary file over its destination, in order. A failure puts back every file already
  * replaced (from a hard link kept beforehand), since old shards with a new index, or the reverse, fail their CRCs.
  */
-async function commit(moves: ReadonlyArray<readonly [string, string]>): Promise<void> {
+export async function commit(moves: ReadonlyArray<readonly [string, string]>): Promise<void> {
   const done: Array<{ final: string; backup: string | null }> = [];
   try {
     for (const [tmp, final] of moves) {

@@ -13,6 +13,7 @@ import { RECIPES } from '../../optimizers/nadam/recipes.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { Variable } from '../../tensor/variable.js';
+import { addNadamToBundle } from '../checkpoint/addOptimizer.js';
 import { TensorBundle } from '../checkpoint/bundle.js';
 import { checkpointPrefix } from '../checkpoint/nadam.js';
 import { updateBundleTensors } from '../checkpoint/update.js';
@@ -114,8 +115,11 @@ export async function transplantOptimizerState(source: string, target: string, o
   let back: KerasOptimizerState;
   try {
     const like = t.state ? await readOptimizerState(written) : null;
-    await saveOptimizerState(written, optimizer, like ? { like } : { format: t.format, ...(t.keras2Layout ? { keras2Layout: t.keras2Layout } : {}), ...(t.stringStyle ? { stringStyle: t.stringStyle } : {}), ...(t.nameListStyle ? { nameListStyle: t.nameListStyle } : {}) });
-    if (t.format === 'tf-checkpoint') changes.push(...(await writeCheckpointHypers(written, t, optimizer)));
+    if (t.format === 'tf-checkpoint' && !t.state) changes.push(...(await addNadamToBundle(written, checkpointPrefix(written)!, optimizer)));
+    else {
+      await saveOptimizerState(written, optimizer, like ? { like } : { format: t.format, ...(t.keras2Layout ? { keras2Layout: t.keras2Layout } : {}), ...(t.stringStyle ? { stringStyle: t.stringStyle } : {}), ...(t.nameListStyle ? { nameListStyle: t.nameListStyle } : {}) });
+      if (t.format === 'tf-checkpoint') changes.push(...(await writeCheckpointHypers(written, t, optimizer)));
+    }
     back = await readOptimizerState(written);
     checkWritten(back, s, matches, schedule, written);
   } catch (e) {

@@ -4,6 +4,7 @@ import { detectDialect } from '../../config/detect.js';
 import { DEFAULT_DIALECT, LAYOUTS as DIALECTS, type ConfigDialect } from '../../config/dialects.js';
 import { KerasValueError } from '../../errors.js';
 import type { Flavour } from '../../optimizers/flavour.js';
+import { bareCheckpointVariables } from '../checkpoint/addOptimizer.js';
 import { checkpointPrefix } from '../checkpoint/nadam.js';
 import { H5File } from '../hdf5.js';
 import { readModelWeights, readNameList } from '../kerasH5.js';
@@ -11,6 +12,7 @@ import { versionNumbers } from '../layouts.js';
 import { readOptimizerState, sniff } from '../read.js';
 import { isNadamState } from '../restore.js';
 import type { KerasFileFormat, KerasOptimizerState, ModelVariable } from '../state.js';
+import { refuseNeverCompiledArchive } from './uncompiled.js';
 
 /** What a transplant target is: its optimizer state (if any), its trainable variables in saving order, its release. */
 export interface TargetInfo {
@@ -50,8 +52,9 @@ export async function describeTarget(file: string): Promise<TargetInfo> {
   try {
     state = await readOptimizerState(file);
   } catch (e) {
-    const bare = await modelOnlyH5(file);
+    const bare = (await modelOnlyH5(file)) ?? bareCheckpoint(file);
     if (bare) return bare;
+    await refuseNeverCompiledArchive(file);
     throw e;
   }
   if (!isNadamState(state)) {
@@ -62,6 +65,22 @@ export async function describeTarget(file: string): Promise<TargetInfo> {
   const detected = detectDialect(state.config);
   const dialect = DIALECTS[detected.dialect].flavour === state.flavour ? detected.dialect : DEFAULT_DIALECT[state.flavour];
   return { file, state, variables, format: state.format, flavour: state.flavour, dialect, evidence: `its optimizer state (${state.release.range}, layout ${state.release.layout})` };
+}
+
+/**
+ * A TF2 checkpoint saved without optimizer (model.save_weights before compile): its trainable variables
+ * by object path. A checkpoint records no Keras release; kerasopt creates the tf.keras optimizer_v2
+ * layout there (src/formats/checkpoint/addOptimizer.ts), and refuses SavedModels and the rest with the reason.
+ */
+function bareCheckpoint(file: string): TargetInfo | null {
+  const prefix = checkpointPrefix(file);
+  if (prefix === null) return null;
+  const found = bareCheckpointVariables(file, prefix);
+  if (!found) return null;
+  return {
+    file, state: null, variables: found.variables, format: 'tf-checkpoint', flavour: 'tf-keras', dialect: DEFAULT_DIALECT['tf-keras'],
+    evidence: `a TF checkpoint without optimizer state (no release recorded): the tf.keras optimizer_v2 layout (TF 2.0-2.10) is created; variables from ${found.how}`,
+  };
 }
 
 /** A legacy .h5 model saved without optimizer state: its trainable weights, and its release from keras_version. */
@@ -106,7 +125,7 @@ export function copyTarget(target: string, out: string): string {
     chmodSync(out, 0o644);
     return out;
   }
-  if (statSync(target).isDirectory()) {
+  if (existsSync(target) && statSync(target).isDirectory()) {
     if (existsSync(out)) throw new KerasValueError(`${out} exists: transplant writes a new SavedModel folder (or omit -o to update ${target} in place)`);
     cpSync(target, out, { recursive: true });
     const walk = (d: string): void => {
@@ -133,7 +152,7 @@ export function copyTarget(target: string, out: string): string {
 
 /** Removes what {@link copyTarget} made at `written` (a file, a SavedModel folder, or a prefix's .index and shards). */
 export function removeCopy(target: string, written: string): void {
-  if (checkpointPrefix(target) === null || statSync(target).isDirectory()) {
+  if (checkpointPrefix(target) === null || (existsSync(target) && statSync(target).isDirectory())) {
     rmSync(written, { recursive: true, force: true });
     return;
   }
