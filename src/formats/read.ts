@@ -7,6 +7,7 @@ import { parseJsonSafely } from '../io/json.js';
 import { Archive, type ArchiveLimits } from './archive.js';
 import type { BundleLimits } from './checkpoint/bundle.js';
 import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
+import { completeInterruptedCommit } from './checkpoint/update.js';
 import { lazyTensorsOf, lazyThreshold, streamStats, type LazyReadOptions } from './chunked.js';
 import { H5File } from './hdf5.js';
 import { readIsolated, type IsolateOptions } from './isolate.js';
@@ -64,7 +65,10 @@ export async function readOptimizerState(file: string, options: ReadStateOptions
 export async function readOptimizerStateInProcess(file: string, options: ReadStateOptions = {}): Promise<KerasOptimizerState> {
   const label = options.label ?? file;
   const prefix = checkpointPrefix(file);
-  if (prefix !== null) return readCheckpointNadam(prefix, options.label ?? prefix, options);
+  if (prefix !== null) {
+    completeInterruptedCommit(prefix); // a write killed during its renames left a journal: finish it first
+    return readCheckpointNadam(prefix, options.label ?? prefix, options);
+  }
   if (sniff(file, label) === 'zip') return readArchive(file, label, options);
   const h = await H5File.open(file, 'r', label);
   // lazy tensors point at the file itself, so only a file read in place can have them (not an archive's extracted copy)

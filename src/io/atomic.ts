@@ -27,12 +27,13 @@ const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * Removes the temporaries beside `path` that a write killed mid-way left (SIGKILL, power loss: the
- * process could not clean up): those named by temporaryPathFor whose pid no longer runs. A temporary
+ * process could not clean up): those named by temporaryPathFor whose pid no longer runs (`suffix`, a
+ * regular expression, matches what follows `.tmp` in names made from one, as a bundle's `.tmp.index`). A temporary
  * of a live process (a write in progress) is never touched. Best effort: a failure to list or remove
  * is ignored, as the write itself does not depend on it.
  */
-export function sweepStaleTemporaries(path: string): string[] {
-  const pattern = new RegExp(`^\\.${escape(basename(path))}\\.(\\d+)\\.[0-9a-f]{8}\\.tmp$`);
+export function sweepStaleTemporaries(path: string, suffix = ''): string[] {
+  const pattern = new RegExp(`^\\.${escape(basename(path))}\\.(\\d+)\\.[0-9a-f]{8}\\.tmp${suffix}$`);
   return sweep(dirname(path), (name) => pattern.exec(name)?.[1]);
 }
 
@@ -95,6 +96,11 @@ export async function replaceFileAtomically(path: string, produce: (tmpPath: str
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** fsync of a folder, which makes the renames in it durable (skipped where the platform refuses it). */
+export function syncFolder(path: string): void {
+  syncFile(path);
 }
 
 /** fsync of a file or a folder (a folder's fsync makes a rename in it durable; refused on some file systems, then skipped). */

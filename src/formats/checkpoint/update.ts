@@ -1,7 +1,9 @@
 import { copyFile, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseJsonSafely } from '../../io/json.js';
 import { FormatError } from '../../errors.js';
-import { temporaryPathFor } from '../../io/atomic.js';
+import { sweepStaleTemporaries, syncFolder, temporaryPathFor, writeFileAtomic } from '../../io/atomic.js';
 import { sameShape, shapeToString, type Tensor } from '../../tensor/tensor.js';
 import { TensorBundle } from './bundle.js';
 import { crc32c, maskCrc } from './crc32c.js';
@@ -42,6 +44,8 @@ interface Patch {
  *   that does not read (truncated, CRC mismatch, compressed blocks).
  */
 export async function updateBundleTensors(prefix: string, outPrefix: string, updates: ReadonlyMap<string, Tensor>, label = prefix): Promise<void> {
+  completeInterruptedCommit(prefix);
+  if (resolve(outPrefix) !== resolve(prefix)) completeInterruptedCommit(outPrefix);
   const source = TensorBundle.open(prefix, label);
   const indexLabel = `${label}.index`;
   const patches = [...updates].map(([key, value]) => planPatch(source, key, value, indexLabel));
@@ -157,13 +161,29 @@ function verify(tmpPrefix: string, outPrefix: string, patches: readonly Patch[])
 }
 
 /**
- * Renames each temporary file over its destination, in order. A failure puts back every file already
- * replaced (from a hard link kept beforehand), since old shards with a new index, or the reverse, fail their CRCs.
+ * Renames each temporary file over its destination, in order (the index last). A bundle is several
+ * files, and no rename covers them all, so the moves are first written to a journal beside the index
+ * (`<prefix>.index.kerasopt-commit`, itself written atomically): from then on the commit is decided.
+ * A process killed during the renames leaves the journal, and kerasopt's next read or write of the
+ * bundle finishes the renames ({@link completeInterruptedCommit}); killed before the journal exists,
+ * the destinations are untouched and the temporaries are swept later. A rename that fails (throws) puts
+ * back the files already replaced and removes the journal.
  */
 export async function commit(moves: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  if (moves.length === 0) return;
+  const journal = journalOf(moves[moves.length - 1]![1]);
+  for (const [tmp, final] of moves) {
+    if (dirname(resolve(tmp)) !== dirname(resolve(journal)) || dirname(resolve(final)) !== dirname(resolve(journal))) {
+      throw new Error(`commit: ${tmp} -> ${final} is not in the folder of ${journal}`);
+    }
+  }
+  writeFileAtomic(journal, JSON.stringify({ moves: moves.map(([tmp, final]) => [basename(tmp), basename(final)]) }));
+  // @internal test hook: the process kills itself after this many renames (test/formats.interruptedBundle.test.ts)
+  const killAfter = process.env.KERASOPT_TEST_KILL_AFTER_RENAMES === undefined ? -1 : Number(process.env.KERASOPT_TEST_KILL_AFTER_RENAMES);
   const done: Array<{ final: string; backup: string | null }> = [];
   try {
     for (const [tmp, final] of moves) {
+      if (done.length === killAfter) process.kill(process.pid, 'SIGKILL');
       const backup = await keepOld(final);
       try {
         await rename(tmp, final);
@@ -178,10 +198,68 @@ export async function commit(moves: ReadonlyArray<readonly [string, string]>): P
     for (const { final, backup } of done.reverse()) {
       await (backup ? rename(backup, final) : rm(final, { force: true })).catch(() => stuck.push(backup ? `${final} (its old content is in ${backup})` : final));
     }
+    await rm(journal, { force: true });
     if (stuck.length > 0) (e as Error).message += `; restoring ${stuck.join(', ')} failed too`;
     throw e;
   }
+  syncFolder(dirname(journal));
+  rmSync(journal, { force: true }); // the commit is complete: nothing to finish
   await Promise.all(done.map(({ backup }) => backup && rm(backup, { force: true })));
+}
+
+/** The journal of a bundle's commit, beside its index. */
+function journalOf(index: string): string {
+  return `${index}.kerasopt-commit`;
+}
+
+/**
+ * Finishes a commit that a killed process left half done: when the journal of `<prefix>.index`
+ * exists, every listed temporary that still exists is renamed over its destination, then the journal
+ * is removed. kerasopt calls it before it reads or writes a bundle; a bundle without a journal is
+ * left alone. A journal that does not parse, or names files outside the bundle's folder, is a
+ * FormatError (nothing is renamed).
+ */
+export function completeInterruptedCommit(prefix: string): boolean {
+  const journal = journalOf(`${prefix}.index`);
+  if (!existsSync(journal)) {
+    sweepBundle(prefix); // files of a write killed before its commit
+    return false;
+  }
+  const dir = dirname(resolve(journal));
+  let moves: unknown;
+  try {
+    moves = (parseJsonSafely(readFileSync(journal, 'utf8'), journal) as { moves?: unknown } | null)?.moves;
+  } catch (e) {
+    throw new FormatError(journal, `the journal of an interrupted commit does not parse: ${(e as Error).message}`);
+  }
+  const ok = Array.isArray(moves) && moves.every((m) => Array.isArray(m) && m.length === 2 && m.every((n) => typeof n === 'string' && n === basename(n) && n !== '' && n !== '.' && n !== '..'));
+  if (!ok) throw new FormatError(journal, 'the journal of an interrupted commit should list [temporary, destination] file names in its folder');
+  for (const [tmp, final] of moves as Array<[string, string]>) {
+    if (existsSync(join(dir, tmp))) renameSync(join(dir, tmp), join(dir, final));
+  }
+  syncFolder(dir);
+  rmSync(journal, { force: true });
+  sweepBundle(prefix);
+  return true;
+}
+
+/**
+ * Removes the temporaries killed writers left beside a bundle: whole temporary bundles
+ * (`.<prefix>.<pid>.<hex>.tmp.index`, `.data-*`) and the backups of replaced files
+ * (`.<prefix>.index.<pid>.<hex>.tmp`), of processes that no longer run.
+ */
+function sweepBundle(prefix: string): void {
+  sweepStaleTemporaries(prefix, '\\.(index|data-\\d{5}-of-\\d{5})');
+  sweepStaleTemporaries(`${prefix}.index`);
+  const dir = dirname(resolve(prefix));
+  const base = basename(prefix);
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(`${base}.data-`) && /^\S+\.data-\d{5}-of-\d{5}$/.test(n)) sweepStaleTemporaries(join(dir, n));
 }
 
 /** A second name for `file`'s current content (null if there is no file), so a failed commit can restore it. */

@@ -8,7 +8,7 @@ import { TensorBundle } from './bundle.js';
 import { crc32c, maskCrc } from './crc32c.js';
 import { ByteCursor, readTable } from './sstable.js';
 import { buildTable, compareBytes, varintBytes } from './tableWriter.js';
-import { commit } from './update.js';
+import { commit, completeInterruptedCommit } from './update.js';
 
 /**
  * Writes a whole tensor bundle (a new `.index` and one data shard) from an existing one plus new
@@ -119,6 +119,8 @@ function readRange(file: string, offset: number, size: number): Uint8Array {
  * `outPrefix` may equal `prefix`.
  */
 export async function writeBundle(prefix: string, outPrefix: string, tensors: readonly BundleTensorSpec[], label = prefix): Promise<void> {
+  completeInterruptedCommit(prefix);
+  if (resolve(outPrefix) !== resolve(prefix)) completeInterruptedCommit(outPrefix);
   const source = TensorBundle.open(prefix, label);
   const indexLabel = `${label}.index`;
   if (source.numShards !== 1) throw new FormatError(indexLabel, `the bundle has ${source.numShards} data shards; kerasopt rewrites single-shard bundles only`);
