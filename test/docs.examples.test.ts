@@ -54,6 +54,7 @@ function workspace(name: string): string {
   mkdirSync(join(work, 'node_modules', '.bin'), { recursive: true });
   symlinkSync(resolve(REPO, '../shared'), join(root, 'shared'));
   symlinkSync(REPO, join(work, 'node_modules', 'kerasopt'));
+  symlinkSync(join(REPO, 'node_modules', '@tensorflow'), join(work, 'node_modules', '@tensorflow')); // kerasopt/tfjs's peer, as a user installs it
   const cli = join(REPO, 'dist/src/cli/main.js');
   chmodSync(cli, 0o755);
   symlinkSync(cli, join(work, 'node_modules', '.bin', 'kerasopt'));
