@@ -53,3 +53,48 @@ export async function updateArchive(file: string, limits: ArchiveLimits, edit: A
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** What a .keras archive holds besides its weights: config.json and metadata.json, parsed (null when absent). */
+export interface ArchiveJson {
+  readonly config: Record<string, unknown> | null;
+  readonly metadata: Record<string, unknown> | null;
+}
+
+/**
+ * Reads a .keras archive: its config.json and metadata.json are parsed, its model.weights.h5
+ * extracted to a private folder and opened read-only for `read`, then everything is closed and
+ * removed. `missing` is thrown when there is no model.weights.h5 (and, with `needConfig`, no config.json).
+ */
+export async function readArchiveWeights<T>(
+  file: string,
+  limits: ArchiveLimits,
+  label: string,
+  read: (h: H5File, json: ArchiveJson) => T,
+  missing: (what: string) => Error = (what) => new FormatError(label, `archive has no ${what}`),
+  needConfig = false,
+): Promise<T> {
+  const archive = await Archive.open(file, limits, label);
+  const dir = privateTempDir();
+  try {
+    const weights = archive.entry('model.weights.h5');
+    if (!weights) throw missing(archive.entry('model.weights.npz') ? 'model.weights.h5 (it has model.weights.npz, which kerasopt does not read)' : 'model.weights.h5');
+    const configEntry = archive.entry('config.json');
+    if (!configEntry && needConfig) throw missing('config.json');
+    const config = configEntry ? parseStoredJson(await archive.text(configEntry), label, 'archive entry config.json') : null;
+    const metaEntry = archive.entry('metadata.json');
+    const metadata = metaEntry ? parseStoredJson(await archive.text(metaEntry), label, 'archive entry metadata.json') : null;
+    const h5path = join(dir, 'model.weights.h5');
+    await archive.extract(weights, h5path);
+    const h = await H5File.open(h5path, 'r', `${label}:model.weights.h5`);
+    try {
+      return read(h, { config, metadata });
+    } catch (e) {
+      throw h.asFormatError(e);
+    } finally {
+      h.closeQuietly();
+    }
+  } finally {
+    archive.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,10 +1,9 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
-import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { privateTempDir } from '../io/atomic.js';
 import { FormatError } from '../errors.js';
 import { parseJsonSafely } from '../io/json.js';
-import { Archive, type ArchiveLimits } from './archive.js';
+import type { ArchiveLimits } from './archive.js';
+import { readArchiveWeights } from './archiveUpdate.js';
 import type { BundleLimits } from './checkpoint/bundle.js';
 import { checkpointPrefix, readCheckpointNadam } from './checkpoint/nadam.js';
 import { completeInterruptedCommit } from './checkpoint/update.js';
@@ -13,7 +12,7 @@ import { H5File } from './hdf5.js';
 import { readIsolated, type IsolateOptions } from './isolate.js';
 import { readKeras3Weights } from './keras3.js';
 import { readLegacyH5, type ReadOptions } from './kerasH5.js';
-import { parseStoredJson, type KerasOptimizerState } from './state.js';
+import type { KerasOptimizerState } from './state.js';
 
 /** Options of {@link readOptimizerState}. */
 export interface ReadStateOptions extends ReadOptions, ArchiveLimits, BundleLimits, IsolateOptions, LazyReadOptions {
@@ -119,31 +118,8 @@ export function trialBeside(file: string, label: string): { optimizer: string; f
 }
 
 async function readArchive(file: string, label: string, options: ReadStateOptions): Promise<KerasOptimizerState> {
-  const archive = await Archive.open(file, options, label);
-  const dir = privateTempDir();
-  try {
-    const weights = archive.entry('model.weights.h5');
-    if (!weights) {
-      const npz = archive.entry('model.weights.npz') ? ' (it has model.weights.npz, which kerasopt does not read)' : '';
-      throw new FormatError(label, `archive has no model.weights.h5${npz}`);
-    }
-    const configEntry = archive.entry('config.json');
-    const modelConfig = configEntry ? parseStoredJson(await archive.text(configEntry), label, 'archive entry config.json') : null;
-    const metaEntry = archive.entry('metadata.json');
-    const metadata = metaEntry ? parseStoredJson(await archive.text(metaEntry), label, 'archive entry metadata.json') : null;
-    const h5path = join(dir, 'model.weights.h5');
-    await archive.extract(weights, h5path);
-    const h = await H5File.open(h5path, 'r', `${label}:model.weights.h5`);
-    try {
-      const kerasVersion = typeof metadata?.keras_version === 'string' ? metadata.keras_version : null;
-      return { ...readKeras3Weights(h, { label, format: 'keras3-archive', modelConfig, kerasVersion, versionSource: 'metadata.json in the archive' }, options), file: label };
-    } catch (e) {
-      throw h.asFormatError(e);
-    } finally {
-      h.closeQuietly();
-    }
-  } finally {
-    archive.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return readArchiveWeights(file, options, label, (h, { config, metadata }) => {
+    const kerasVersion = typeof metadata?.keras_version === 'string' ? metadata.keras_version : null;
+    return { ...readKeras3Weights(h, { label, format: 'keras3-archive', modelConfig: config, kerasVersion, versionSource: 'metadata.json in the archive' }, options), file: label };
+  });
 }

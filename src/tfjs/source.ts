@@ -1,13 +1,10 @@
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { Archive } from '../formats/archive.js';
+import { readArchiveWeights } from '../formats/archiveUpdate.js';
 import { checkpointPrefix } from '../formats/checkpoint/nadam.js';
 import { H5File } from '../formats/hdf5.js';
 import { layerPathsFromConfig } from '../formats/keras3.js';
 import { readNameList, readTrainingConfig } from '../formats/kerasH5.js';
 import { sniff } from '../formats/read.js';
 import { parseStoredJson } from '../formats/state.js';
-import { privateTempDir } from '../io/atomic.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { UnsupportedModelError } from './errors.js';
 
@@ -65,28 +62,12 @@ function readH5Source(h: H5File, file: string): ModelSource {
 }
 
 async function readArchiveSource(file: string): Promise<ModelSource> {
-  const archive = await Archive.open(file);
-  const dir = privateTempDir();
-  try {
-    const configEntry = archive.entry('config.json');
-    const weightsEntry = archive.entry('model.weights.h5');
-    if (!configEntry || !weightsEntry) throw new UnsupportedModelError(file, 'no-model-config', 'the archive lacks config.json or model.weights.h5');
-    const modelConfig = parseStoredJson(await archive.text(configEntry), file, 'archive entry config.json');
-    const path = join(dir, 'model.weights.h5');
-    await archive.extract(weightsEntry, path);
-    const h = await H5File.open(path, 'r', `${file}:model.weights.h5`);
-    try {
-      const compile = (modelConfig.compile_config as Record<string, unknown> | undefined) ?? null;
-      return { kind: 'keras', modelConfig, compile, layers: keras3Layers(h, modelConfig) };
-    } catch (e) {
-      throw h.asFormatError(e);
-    } finally {
-      h.closeQuietly();
-    }
-  } finally {
-    archive.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const noModel = (what: string) => new UnsupportedModelError(file, 'no-model-config', `the archive lacks ${what}`);
+  return readArchiveWeights(file, {}, file, (h, { config }) => {
+    const modelConfig = config!;
+    const compile = (modelConfig.compile_config as Record<string, unknown> | undefined) ?? null;
+    return { kind: 'keras' as const, modelConfig, compile, layers: keras3Layers(h, modelConfig) };
+  }, noModel, true);
 }
 
 /**
