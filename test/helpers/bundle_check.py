@@ -17,17 +17,9 @@ import sys
 
 sys.path.insert(0, __import__('os').path.dirname(__file__))
 from crc32c import crc32c, mask  # noqa: E402
+from wire import read_varint as varint  # noqa: E402
 
 
-def varint(buf, pos):
-    value, shift = 0, 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
 
 
 def fields(buf, start, end):

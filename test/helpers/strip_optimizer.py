@@ -18,29 +18,11 @@ import sys
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from crc32c import crc32c, mask  # noqa: E402
+from wire import read_varint, varint  # noqa: E402
 
 
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
-def read_varint(buf, pos):
-    value, shift = 0, 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
 
 
 def fields(buf):

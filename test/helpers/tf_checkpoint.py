@@ -26,19 +26,10 @@ import numpy as np
 
 sys.path.insert(0, __import__('os').path.dirname(__file__))
 from crc32c import crc32c, mask  # noqa: E402
+from wire import varint  # noqa: E402
 
 
 # --- protobuf wire format, by hand ------------------------------------------------------------------
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def f_varint(num, v):
