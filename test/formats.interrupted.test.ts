@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +5,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readOptimizerState } from '../src/formats/index.js';
 import { copyItem, datasetPath, loadCorpus, type CorpusItem } from './helpers/corpus.js';
+import { runSave } from './helpers/killSave.js';
 import { privateBuild } from './helpers/privateBuild.js';
 import { missingPython, python } from './helpers/python.js';
 
@@ -26,16 +26,6 @@ import { missingPython, python } from './helpers/python.js';
 const KILLS = 30;
 const CALIBRATION_RUNS = 3;
 
-const CHILD = String.raw`
-const [build, target] = process.argv.slice(1);
-const k = await import(build + 'src/index.js');
-const state = await k.readOptimizerState(target);
-const { optimizer, variables } = k.optimizerFromState(state, { backend: 'typed' });
-optimizer.applyGradientsSync(variables.map((v) => [k.Tensor.fill(v.dtype, v.shape, 1e-3), v]));
-process.stdout.write('SAVING\n');
-await k.saveOptimizerState(target, optimizer, { like: state });
-process.stdout.write('SAVED\n');
-`;
 
 /** h5py's reading (and, for a .keras, zipfile's CRC check) of a written file: sha256 of each dataset asked for. */
 const H5PY = String.raw`
@@ -73,47 +63,8 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Run {
-  /** The child printed SAVED (the save returned) before it exited or was killed. */
-  saved: boolean;
-  killed: boolean;
-  /** ms from the parent's receipt of SAVING to SAVED (null when not saved). */
-  saveMs: number | null;
-  code: number | null;
-  stderr: string;
-}
-
-/** Runs the child on `target` with TMPDIR=`tmp`; with `killAfterMs`, SIGKILLs it that long after it says SAVING. */
-function runSave(target: string, tmp: string, killAfterMs: number | null): Promise<Run> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, build.url('.') + '/', target], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let stderr = '';
-    let t0 = 0;
-    let saveMs: number | null = null;
-    let killed = false;
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (!t0 && out.includes('SAVING\n')) {
-        t0 = performance.now();
-        if (killAfterMs !== null) {
-          timer = setTimeout(() => {
-            killed = child.kill('SIGKILL');
-          }, killAfterMs);
-        }
-      }
-      if (saveMs === null && out.includes('SAVED\n')) saveMs = performance.now() - t0;
-    });
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (code) => {
-      clearTimeout(guard);
-      if (timer) clearTimeout(timer);
-      done({ saved: saveMs !== null, killed, saveMs, code, stderr });
-    });
-  });
-}
+/** The save child with TMPDIR=`tmp` (test/helpers/killSave.ts). */
+const runSaveIn = (target: string, tmp: string, killAfterMs: number | null) => runSave(build.url('.') + '/', target, killAfterMs, { TMPDIR: tmp });
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const TEMP_BESIDE = (name: string) => new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\d+\\.[0-9a-f]{8}\\.tmp$`);
@@ -147,7 +98,7 @@ describe.runIf(corpus.items.length > 0)('interrupted saves: SIGKILL at random po
       let fresh: Buffer | null = null;
       for (let i = 0; i < CALIBRATION_RUNS; i++) {
         restore();
-        const r = await runSave(target, tmp, null);
+        const r = await runSaveIn(target, tmp, null);
         expect(r.saved && r.code === 0, `uninterrupted save failed: exit ${r.code}\n${r.stderr}`).toBe(true);
         durations.push(r.saveMs!);
         fresh = readFileSync(target);
@@ -179,7 +130,7 @@ describe.runIf(corpus.items.length > 0)('interrupted saves: SIGKILL at random po
       let stray = leftovers(home, tmp, name);
       const kill = async (k: number, delay: number): Promise<void> => {
         restore();
-        const r = await runSave(target, tmp, delay);
+        const r = await runSaveIn(target, tmp, delay);
         const now = sha(readFileSync(target));
         const state = now === sha(original) ? 'original' : now === newSha ? 'new' : 'TORN';
         if (state === 'TORN') torn.push(`kill ${k} after ${delay} ms: ${readFileSync(target).length} bytes, sha256 ${now.slice(0, 12)} (neither the original nor the new file)`);
@@ -202,7 +153,7 @@ describe.runIf(corpus.items.length > 0)('interrupted saves: SIGKILL at random po
       const strangers = [...stray.beside.filter((n) => !TEMP_BESIDE(name).test(n)), ...stray.inTmp.filter((n) => !/^kerasopt-/.test(n)).map((n) => `TMPDIR/${n}`)];
       expect(strangers, 'files left by killed saves that are not kerasopt temporaries').toEqual([]);
       restore();
-      const last = await runSave(target, tmp, null);
+      const last = await runSaveIn(target, tmp, null);
       expect(last.saved && last.code === 0, `the next save failed: exit ${last.code}\n${last.stderr}`).toBe(true);
       expect(sha(readFileSync(target))).toBe(newSha);
       const end = leftovers(home, tmp, name);

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readOptimizerState } from '../src/formats/index.js';
 import { copyItem, itemFiles, loadCorpus, type CorpusItem } from './helpers/corpus.js';
+import { runSave } from './helpers/killSave.js';
 import { privateBuild } from './helpers/privateBuild.js';
 import { missingPython, PYTHON } from './helpers/python.js';
 
@@ -18,16 +19,6 @@ import { missingPython, PYTHON } from './helpers/python.js';
  * Checked on the corpus's real checkpoint: a kill forced between the two renames (a test hook), and
  * SIGKILLs at random points over the save; bundles checked by kerasopt and by bundle_check.py.
  */
-const CHILD = String.raw`
-const [build, target] = process.argv.slice(1);
-const k = await import(build + 'src/index.js');
-const state = await k.readOptimizerState(target);
-const { optimizer, variables } = k.optimizerFromState(state, { backend: 'typed' });
-optimizer.applyGradientsSync(variables.map((v) => [k.Tensor.fill(v.dtype, v.shape, 1e-3), v]));
-process.stdout.write('SAVING\n');
-await k.saveOptimizerState(target, optimizer, { like: state });
-process.stdout.write('SAVED\n');
-`;
 const KILLS = 20;
 
 const corpus = loadCorpus();
@@ -43,30 +34,7 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Runs the save in a child; `killAfterMs` SIGKILLs it that long after SAVING; `env` adds variables. */
-function runSave(target: string, killAfterMs: number | null, env: Record<string, string> = {}): Promise<{ saved: boolean; code: number | null; signal: string | null; stderr: string; saveMs: number | null }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, build.url('.') + '/', target], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let stderr = '';
-    let t0 = 0;
-    let saveMs: number | null = null;
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (!t0 && out.includes('SAVING\n')) {
-        t0 = performance.now();
-        if (killAfterMs !== null) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-      }
-      if (saveMs === null && out.includes('SAVED\n')) saveMs = performance.now() - t0;
-    });
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      done({ saved: saveMs !== null, code, signal, stderr, saveMs });
-    });
-  });
-}
+const save = (target: string, killAfterMs: number | null, env: Record<string, string> = {}) => runSave(build.url('.') + '/', target, killAfterMs, env);
 
 /** sha256 of every file of the bundle (its prefix's .index and data shards), in name order. */
 function snapshot(prefix: string): string {
@@ -99,12 +67,12 @@ describe.runIf(item !== undefined)('interrupted checkpoint saves: after the next
     const why = missingPython(['numpy']);
     const { prefix, original } = setup('forced');
     const before = snapshot(prefix);
-    const clean = await runSave(prefix, null);
+    const clean = await save(prefix, null);
     expect(clean.saved, clean.stderr).toBe(true);
     const fresh = snapshot(prefix);
     expect(fresh).not.toBe(before);
     restore(prefix, original);
-    const killed = await runSave(prefix, null, { KERASOPT_TEST_KILL_AFTER_RENAMES: '1' });
+    const killed = await save(prefix, null, { KERASOPT_TEST_KILL_AFTER_RENAMES: '1' });
     expect([killed.saved, killed.signal]).toEqual([false, 'SIGKILL']);
     expect(existsSync(`${prefix}.index.kerasopt-commit`), 'the journal').toBe(true);
     // torn on disk right now: the new data shard under the old index (TF would refuse its CRCs)
@@ -125,7 +93,7 @@ describe.runIf(item !== undefined)('interrupted checkpoint saves: after the next
     let fresh = '';
     for (let i = 0; i < 3; i++) {
       restore(prefix, original);
-      const r = await runSave(prefix, null);
+      const r = await save(prefix, null);
       expect(r.saved, r.stderr).toBe(true);
       durations.push(r.saveMs!);
       fresh = snapshot(prefix);
@@ -138,7 +106,7 @@ describe.runIf(item !== undefined)('interrupted checkpoint saves: after the next
     for (let k = 0; k < KILLS; k++) {
       restore(prefix, original);
       const delay = Math.round(((k + random()) / KILLS) * 1.2 * duration);
-      await runSave(prefix, delay);
+      await save(prefix, delay);
       if (existsSync(`${prefix}.index.kerasopt-commit`)) outcomes.finished++;
       await readOptimizerState(prefix).catch(() => null); // the next read finishes an interrupted commit
       const now = snapshot(prefix);
