@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type * as Protobuf from 'protobufjs';
 import { parsePythonJson } from '../../config/pyjson.js';
 import { canonicalClassName, OPTIMIZERS, slotVariants, type OptimizerDescriptor } from '../../optimizers/catalog/index.js';
 import { sameShape, shapeToString, type Tensor } from '../../tensor/tensor.js';
@@ -23,6 +24,8 @@ export function savedModelOptimizerClass(prefix: string): string | null {
   const file = join(dirname(dirname(prefix)), 'keras_metadata.pb');
   if (!prefix.endsWith(join('variables', 'variables')) || !existsSync(file)) return null;
   try {
+    // loaded here, not at import: importing kerasopt does not load protobufjs (test/onnx.lazy.test.ts)
+    const protobuf = createRequire(import.meta.url)('protobufjs') as typeof Protobuf;
     // SavedMetadata { repeated SavedObject nodes = 1 }; SavedObject { node_path = 3; metadata = 5 } (keras/protobuf/saved_metadata.proto)
     const reader = protobuf.Reader.create(readFileSync(file));
     while (reader.pos < reader.len) {
