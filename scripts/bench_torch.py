@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """torch.optim.NAdam CPU step time on ONE thread, for `npm run bench` (scripts/bench.ts spawns it).
 
-Usage: /usr/bin/python3 scripts/bench_torch.py N [N ...] --warmup W --reps R
+Usage: /usr/bin/python3 scripts/bench_torch.py N [N ...] --warmup W --reps R [--threads T]
+(--threads T also measures with T intra-op threads, after the one-thread rows; 1 = only one thread.)
 Prints one JSON object per line: {"n", "variant", "median_ms", "min_ms", "times_ms", "torch", "threads"}.
 On a machine without torch it prints {"error": "..."} and exits 3, so the caller can say so loudly.
 
@@ -16,7 +17,7 @@ import time
 
 
 def parse(argv):
-    sizes, opts, key = [], {"warmup": 3, "reps": 15}, None
+    sizes, opts, key = [], {"warmup": 3, "reps": 15, "threads": 1}, None
     for a in argv:
         if key:
             opts[key] = int(a)
@@ -62,10 +63,11 @@ def main():
     except Exception as e:  # noqa: BLE001 - any import failure means "no torch here"
         print(json.dumps({"error": f"{sys.executable} cannot import torch: {e}"}))
         sys.exit(3)
-    torch.set_num_threads(1)
     resolved = default_foreach(torch)
     variants = [False, True] + (["default"] if resolved is None else [])
-    for n in sizes:
+    thread_counts = [1] + ([opts["threads"]] if opts["threads"] > 1 else [])
+    for n, threads in [(n, t) for t in thread_counts for n in sizes]:
+        torch.set_num_threads(threads)
         for foreach in variants:
             with torch.no_grad():
                 result = measure(torch, n, foreach, opts["warmup"], opts["reps"])

@@ -198,9 +198,16 @@ describe('what the translation refuses, and the dtypes it leaves alone', () => {
     expect(translateToF32x4(SCALE_DIV)).toHaveProperty('reason');
   });
 
-  test('float64 and float16 kernels are the plain ones', () => {
-    for (const dtype of ['float64', 'float16'] as const) {
-      expect(compileKernel(NADAM_DENSE_TF_KERAS, dtype)).toBe(compileKernel(NADAM_DENSE_TF_KERAS, dtype, { simd: false }));
-    }
+  test('float16 kernels are the plain ones; float64 dense kernels get an f64x2 form with the plain one\'s bits', () => {
+    expect(compileKernel(NADAM_DENSE_TF_KERAS, 'float16')).toBe(compileKernel(NADAM_DENSE_TF_KERAS, 'float16', { simd: false }));
+    expect(compileKernel(NADAM_DENSE_TF_KERAS, 'float64').name).toBe('nadamDenseTfKerasF64x2');
+    const n = 16384 + 37;
+    const arrays = [0, 1, 2, 3].map((k) => Float64Array.from(randomFloat32(n, { positive: k === 2 })));
+    const plain = arrays.map((a) => a.slice());
+    const scalars = [0.001, 0.9, 0.999, 0.1, 0.001, 0.0383, 0.9578, 0.0618, 0.1089, 0.000999, 1e-7].map((x) => x * (1 + 1e-12));
+    compileKernel(NADAM_DENSE_TF_KERAS, 'float64')(...arrays, n, ...scalars);
+    compileKernel(NADAM_DENSE_TF_KERAS, 'float64', { simd: false })(...plain, n, ...scalars);
+    const bits64 = (a: Float64Array) => Array.from(new BigUint64Array(a.slice().buffer), (b, i) => (Number.isNaN(a[i]) ? 'NaN' : String(b)));
+    for (let k = 0; k < 3; k++) expect(bits64(arrays[k]!)).toEqual(bits64(plain[k]!));
   });
 });

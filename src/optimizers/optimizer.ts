@@ -2,7 +2,7 @@ import type { Backend, UniqueRows } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
 import { Float32Arena } from '../backends/typed/arena.js';
 import { BackendError, GradientMismatchError, HyperparameterError, KerasTypeError, KerasValueError, UnsupportedDTypeError } from '../errors.js';
-import { isFloatDType, type DType, type FloatDType } from '../tensor/dtype.js';
+import { allocate, isFloatDType, type DType, type FloatDType } from '../tensor/dtype.js';
 import { IndexedSlices, sameShape, shapeToString, Tensor, type FloatTensor } from '../tensor/tensor.js';
 import { Variable } from '../tensor/variable.js';
 import { clipGradients, densify, type AnyGradient, type ClipOptions } from './clipping.js';
@@ -127,7 +127,8 @@ export abstract class Optimizer {
   /**
    * Creates slot `slotName` for `variable` if it does not exist yet (same dtype and shape), and returns
    * it (TF's add_slot). A float32 variable that lives in a `Float32Arena` gets its slot in the same
-   * arena while the arena has room, so that the typed backend's step runs in place.
+   * arena while the arena has room, so that the typed backend's step runs in place; other float32
+   * slots go to the managed shared memory (see `slotZeros`).
    */
   addSlot(variable: Variable, slotName: string, initializer: Initializer = 'zeros'): Variable {
     let slots = this.slotTable.get(variable.uid);
@@ -135,12 +136,22 @@ export abstract class Optimizer {
     const existing = slots.get(slotName);
     if (existing) return existing;
     if (!this.slotNames.includes(slotName)) this.slotNames.push(slotName);
-    const t = Float32Arena.zerosBeside(variable.value) ?? Tensor.zeros(variable.dtype, variable.shape);
+    const t = Float32Arena.zerosBeside(variable.value) ?? this.slotZeros(variable);
     fill(t, initializer);
     const slot = new Variable(t, { name: `${variable.name}/${slotName}`, trainable: false });
     slots.set(slotName, slot);
     this.saved.push(slot);
     return slot;
+  }
+
+  /**
+   * A new slot's zeros: made by Tensor.zeros (float32 and float64 ones in the managed shared memory, where the
+   * typed backend steps them in place, with worker threads when large) on the typed backend; in
+   * ordinary arrays on the others (onnxruntime-node cannot take SharedArrayBuffer-backed arrays).
+   */
+  private slotZeros(variable: Variable): Tensor {
+    if (this.backend.name === 'typed') return Tensor.zeros(variable.dtype, variable.shape);
+    return new Tensor(variable.dtype, variable.shape, allocate(variable.dtype, variable.value.size, false));
   }
 
   /** The slot `slotName` of `variable`. */

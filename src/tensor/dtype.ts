@@ -1,3 +1,5 @@
+import { allocateFloat32, allocateFloat64 } from './pool.js';
+
 /** Floating dtypes a variable can have. float16 values are stored as IEEE half bits in a Uint16Array. */
 export type FloatDType = 'float16' | 'float32' | 'float64';
 /** Every dtype a kerasopt tensor can carry. */
@@ -32,15 +34,19 @@ export function isDType(d: unknown): d is DType {
   return typeof d === 'string' && (DTYPES as readonly string[]).includes(d);
 }
 
-/** Allocates a zero-filled typed array for `dtype`. */
-export function allocate<D extends DType>(dtype: D, size: number): TypedData<D> {
+/**
+ * Allocates a zero-filled typed array for `dtype`. float32 and float64 arrays of at least 4096 elements go to the
+ * managed shared wasm memory (src/tensor/pool.ts), where the typed backend's kernels run in place,
+ * unless `managed` is false.
+ */
+export function allocate<D extends DType>(dtype: D, size: number, managed = true): TypedData<D> {
   switch (dtype) {
     case 'float16':
       return new Uint16Array(size) as TypedData<D>;
     case 'float32':
-      return new Float32Array(size) as TypedData<D>;
+      return (managed ? allocateFloat32(size) : new Float32Array(size)) as TypedData<D>;
     case 'float64':
-      return new Float64Array(size) as TypedData<D>;
+      return (managed ? allocateFloat64(size) : new Float64Array(size)) as TypedData<D>;
     case 'int32':
       return new Int32Array(size) as TypedData<D>;
     case 'int64':

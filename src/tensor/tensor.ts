@@ -58,7 +58,11 @@ export class Tensor<D extends DType = DType> {
     if (values.length !== t.size) {
       throw new TypeError(`${values.length} values do not fill shape ${shapeToString(t.shape)}`);
     }
-    for (let i = 0; i < values.length; i++) t.set(i, values[i]!);
+    if (dtype === 'float32' || dtype === 'float64' || dtype === 'int32') {
+      // plain numbers are rounded by the typed array's own conversion, as set() would
+      if (ArrayBuffer.isView(values) && !(values instanceof BigInt64Array || values instanceof BigUint64Array)) (t.data as Float32Array).set(values as unknown as ArrayLike<number>);
+      else for (let i = 0; i < values.length; i++) (t.data as Float32Array)[i] = Number(values[i]!);
+    } else for (let i = 0; i < values.length; i++) t.set(i, values[i]!);
     return t;
   }
 
@@ -102,9 +106,12 @@ export class Tensor<D extends DType = DType> {
     return out;
   }
 
-  /** A deep copy (new buffer). */
+  /** A deep copy (new buffer; float32 and float64 ones where `Tensor.zeros` allocates them). */
   clone(): Tensor<D> {
-    return new Tensor(this.dtype, this.shape, this.data.slice() as TypedData<D>);
+    if (this.dtype !== 'float32' && this.dtype !== 'float64') return new Tensor(this.dtype, this.shape, this.data.slice() as TypedData<D>);
+    const copy = Tensor.zeros(this.dtype, this.shape);
+    (copy.data as Float32Array).set(this.data as Float32Array);
+    return copy;
   }
 
   /** Overwrites this tensor's elements with `other`'s (same dtype and shape required). */

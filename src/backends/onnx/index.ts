@@ -1,6 +1,6 @@
 import { BackendError } from '../../errors.js';
 import type { FloatDType } from '../../tensor/dtype.js';
-import { sameShape, shapeToString, type FloatTensor } from '../../tensor/tensor.js';
+import { sameShape, shapeToString, Tensor, type FloatTensor } from '../../tensor/tensor.js';
 import { buildKernelGraph, KERNEL_OUTPUTS, type KernelKind } from '../../onnx/nadamGraph.js';
 import type { Backend, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
 import { TypedArrayBackend } from '../typed/index.js';
@@ -73,12 +73,54 @@ export class OnnxBackend implements Backend {
     const k = await this.kernel(kind, state.variable.dtype);
     const coefficients = this.coefficientFeeds(k, c);
     const where = `${state.variable.dtype}${shapeToString(state.variable.shape)}`;
-    // Elementwise, so it runs on flat chunks whose intermediates stay in cache; each chunk's
-    // tensors are views of the state's own buffers (no copies).
-    for (let start = 0; start < n; start += this.chunk) {
+    const arrays = [state.variable, state.m, state.v, grad];
+    if (!arrays.some((t) => isShared(t.data))) {
+      // Elementwise, so it runs on flat chunks whose intermediates stay in cache; each chunk's
+      // tensors are views of the state's own buffers (no copies).
+      for (let start = 0; start < n; start += this.chunk) {
+        const end = Math.min(n, start + this.chunk);
+        const view = (t: FloatTensor) => this.view(t, start, end);
+        await this.run(k, where, { ...coefficients, variable: view(state.variable), m: view(state.m), v: view(state.v), gradient: view(grad) });
+      }
+      return;
+    }
+    // onnxruntime-node refuses SharedArrayBuffer-backed arrays (the managed memory of src/tensor/pool.ts):
+    // those are staged through two sets of ordinary buffers, so that copying chunk k + 1 in and chunk
+    // k - 1 out overlaps onnxruntime's run of chunk k on its own thread.
+    const dtype = state.variable.dtype;
+    const width = Math.min(this.chunk, n);
+    const sets = [0, 1].map(() => arrays.map((t) => (isShared(t.data) ? newData(dtype, width) : null)));
+    const feedsOf = (set: (TypedArray | null)[], start: number, end: number) => {
+      const t = arrays.map((x, i) => {
+        const staged = set[i];
+        if (!staged) return this.view(x, start, end);
+        const part = staged.subarray(0, end - start);
+        return new this.ort.Tensor(ORT_TYPE[dtype], part as Float32Array, [end - start]);
+      });
+      return { ...coefficients, variable: t[0]!, m: t[1]!, v: t[2]!, gradient: t[3]! };
+    };
+    const copyIn = (set: (TypedArray | null)[], start: number, end: number) => {
+      arrays.forEach((x, i) => set[i]?.set((x.data as TypedArray).subarray(start, end)));
+    };
+    const copyOut = (set: (TypedArray | null)[], start: number, end: number) => {
+      for (let i = 0; i < 3; i++) if (set[i]) (arrays[i]!.data as TypedArray).set(set[i]!.subarray(0, end - start), start);
+    };
+    let pending: { run: Promise<void>; set: (TypedArray | null)[]; start: number; end: number } | null = null;
+    for (let start = 0, j = 0; start < n; start += this.chunk, j++) {
       const end = Math.min(n, start + this.chunk);
-      const view = (t: FloatTensor) => this.view(t, start, end);
-      await this.run(k, where, { ...coefficients, variable: view(state.variable), m: view(state.m), v: view(state.v), gradient: view(grad) });
+      const set = sets[j & 1]!;
+      copyIn(set, start, end);
+      const run = this.run(k, where, feedsOf(set, start, end));
+      run.catch(() => {}); // awaited below; avoids an unhandled rejection while the previous chunk settles
+      if (pending) {
+        await pending.run;
+        copyOut(pending.set, pending.start, pending.end);
+      }
+      pending = { run, set, start, end };
+    }
+    if (pending) {
+      await pending.run;
+      copyOut(pending.set, pending.start, pending.end);
     }
   }
 
@@ -92,14 +134,18 @@ export class OnnxBackend implements Backend {
     const k = await this.kernel(kind, w.dtype);
     const indices = BigInt64Array.from(rows.indices, (i) => BigInt(i));
     const dims = [w.shape[0]!, width];
+    // arrays in the managed (shared) memory go through ordinary copies: onnxruntime-node refuses them
+    const own = (t: FloatTensor): FloatTensor => (isShared(t.data) ? new Tensor(t.dtype, t.shape, (t.data as TypedArray).slice() as Float32Array) : t);
+    const [ws, ms, vs] = [own(w), own(state.m), own(state.v)];
     await this.run(k, `${w.dtype}${shapeToString(w.shape)}`, {
       ...this.coefficientFeeds(k, c),
-      variable: this.tensor(w, dims),
-      m: this.tensor(state.m, dims),
-      v: this.tensor(state.v, dims),
-      gradient: this.tensor(rows.values, [rows.indices.length, width]),
+      variable: this.tensor(ws, dims),
+      m: this.tensor(ms, dims),
+      v: this.tensor(vs, dims),
+      gradient: this.tensor(own(rows.values), [rows.indices.length, width]),
       indices: new this.ort.Tensor('int64', indices, [rows.indices.length, 1]),
     });
+    for (const [from, to] of [[ws, w], [ms, state.m], [vs, state.v]] as const) if (from !== to) (to.data as TypedArray).set(from.data as TypedArray);
   }
 
   sumOfSquares(x: FloatTensor): number {
@@ -186,6 +232,18 @@ export class OnnxBackend implements Backend {
       throw new BackendError(`onnx backend, step ${k.kind} (${where}): onnxruntime failed: ${(e as Error).message}`);
     }
   }
+}
+
+type TypedArray = Float32Array | Float64Array | Uint16Array;
+
+/** Whether an array lives in a SharedArrayBuffer (the managed memory), which onnxruntime-node cannot take. */
+function isShared(data: ArrayBufferView): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer;
+}
+
+/** An ordinary zero-filled array of `n` elements of `dtype`'s storage. */
+function newData(dtype: FloatDType, n: number): TypedArray {
+  return dtype === 'float64' ? new Float64Array(n) : dtype === 'float16' ? new Uint16Array(n) : new Float32Array(n);
 }
 
 /** Checks that m, v and the gradient match the variable before anything is fed (names the tensor at fault). */

@@ -16,7 +16,10 @@ export const ARENA_SCRATCH_BYTES = 256 * 1024;
 /**
  * A fixed block of WebAssembly memory to allocate float32 tensors from. The typed backend's float32
  * dense kernels run *in place* on tensors that all live in the same arena; on ordinary typed arrays
- * they copy chunks in and out of their own wasm memory, which costs time at large sizes.
+ * they copy chunks in and out of their own wasm memory, which costs time at large sizes. (Tensors
+ * made by `Tensor.zeros` / `Tensor.from` already live in the managed shared memory of
+ * src/tensor/pool.ts, where kernels also run in place, and on every core; an arena is a fixed,
+ * private block, stepped on one thread.)
  *
  * An optimizer creates the slots of a variable that lives in an arena (m and v for Nadam) in the same
  * arena when it has room, so a step then runs entirely in place; only arrays outside it (a gradient

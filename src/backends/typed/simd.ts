@@ -1,6 +1,8 @@
 import type { CompiledKernel, KernelSource } from './codegen.js';
 import { ARENA_SCRATCH_BYTES, Float32Arena } from './arena.js';
-import { F32, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, wasmApi, type FunctionSpec, type WasmMemory } from './wasmBinary.js';
+import { existingPool, type SharedFloatPool } from '../../tensor/pool.js';
+import { MAX_BLOCKS, threadSettings, threadTeam } from './threads.js';
+import { F32, F64, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, wasmApi, type FunctionSpec, type WasmMemory } from './wasmBinary.js';
 
 /*
  * The float32 fast path: a dense kernel's own source, translated statement by statement into a
@@ -17,7 +19,23 @@ import { F32, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, wasmApi, type 
 
 const LOOP = /^\s*for \(let i = 0; i < n; i\+\+\) \{([\s\S]*)\}\s*$/;
 const TOKEN = /\s*(Math\.sqrt|[A-Za-z_$][\w$]*|[()[\]+\-*/=;])/y;
-const OPS: Record<string, number> = { '+': SIMD.f32x4Add, '-': SIMD.f32x4Sub, '*': SIMD.f32x4Mul, '/': SIMD.f32x4Div };
+/** The vector form of a dtype: f32x4 for float32, f64x2 for float64 (opcodes of the SIMD proposal). */
+export interface Lanes {
+  readonly dtype: 'float32' | 'float64';
+  readonly bytes: 4 | 8;
+  readonly scalarType: number;
+  readonly splat: number;
+  readonly sqrt: number;
+  readonly ops: Record<string, number>;
+}
+export const F32X4: Lanes = {
+  dtype: 'float32', bytes: 4, scalarType: F32, splat: SIMD.f32x4Splat, sqrt: SIMD.f32x4Sqrt,
+  ops: { '+': SIMD.f32x4Add, '-': SIMD.f32x4Sub, '*': SIMD.f32x4Mul, '/': SIMD.f32x4Div },
+};
+export const F64X2: Lanes = {
+  dtype: 'float64', bytes: 8, scalarType: F64, splat: SIMD.f64x2Splat, sqrt: SIMD.f64x2Sqrt,
+  ops: { '+': SIMD.f64x2Add, '-': SIMD.f64x2Sub, '*': SIMD.f64x2Mul, '/': SIMD.f64x2Div },
+};
 
 /** Elements of each array copied into wasm memory per call: small enough that the copies stay in cache. */
 export const CHUNK = 16384;
@@ -49,7 +67,7 @@ class Translator {
   private readonly offset: number;
   private readonly lengthParam: number;
 
-  constructor(private readonly source: KernelSource, private readonly tokens: string[]) {
+  constructor(private readonly source: KernelSource, private readonly tokens: string[], private readonly lanes: Lanes) {
     const arrays = source.params.filter((p) => source.floatArrays.includes(p));
     const scalars = source.params.filter((p) => !source.floatArrays.includes(p) && p !== 'n');
     arrays.forEach((a, k) => this.arrayParam.set(a, k));
@@ -58,7 +76,7 @@ class Translator {
     this.offset = this.newLocal(I32, paramCount);
     scalars.forEach((s, k) => {
       const local = this.newLocal(V128, paramCount);
-      this.code.push(OP.localGet, ...uleb(arrays.length + 1 + k), ...simd(SIMD.f32x4Splat), OP.localSet, ...uleb(local));
+      this.code.push(OP.localGet, ...uleb(arrays.length + 1 + k), ...simd(lanes.splat), OP.localSet, ...uleb(local));
       this.scalarLocal.set(s, local);
     });
   }
@@ -69,7 +87,7 @@ class Translator {
   }
 
   get paramTypes(): number[] {
-    return [...this.arrayParam.keys()].map(() => I32).concat([I32], [...this.scalarLocal.keys()].map(() => F32));
+    return [...this.arrayParam.keys()].map(() => I32).concat([I32], [...this.scalarLocal.keys()].map(() => this.lanes.scalarType));
   }
 
   private peek(): string | undefined {
@@ -115,14 +133,14 @@ class Translator {
       this.take('(');
       this.operand();
       this.take(')');
-      this.code.push(...simd(SIMD.f32x4Sqrt));
+      this.code.push(...simd(this.lanes.sqrt));
     } else {
       this.operand();
       const op = this.peek();
-      if (op !== undefined && op in OPS) {
+      if (op !== undefined && op in this.lanes.ops) {
         this.take();
         this.operand();
-        this.code.push(...simd(OPS[op]!));
+        this.code.push(...simd(this.lanes.ops[op]!));
       }
     }
     this.take(')');
@@ -162,15 +180,15 @@ class Translator {
 }
 
 /**
- * The f32x4 function of a dense kernel, or the reason it cannot be translated exactly. Its parameters:
- * one byte address per float array (in `source.params` order), the byte length (a multiple of 16),
- * then each scalar parameter as f32.
+ * The f32x4 (or, with F64X2, f64x2) function of a dense kernel, or the reason it cannot be translated
+ * exactly. Its parameters: one byte address per float array (in `source.params` order), the byte
+ * length (a multiple of 16), then each scalar parameter as f32 (f64).
  */
-export function translateToF32x4(source: KernelSource): { spec: FunctionSpec } | { reason: string } {
+export function translateToF32x4(source: KernelSource, lanes: Lanes = F32X4): { spec: FunctionSpec } | { reason: string } {
   const loop = LOOP.exec(source.body);
   if (!loop) return { reason: 'the body is not a single `for (let i = 0; i < n; i++)` loop' };
   try {
-    return { spec: new Translator(source, tokenize(loop[1]!)).function() };
+    return { spec: new Translator(source, tokenize(loop[1]!), lanes).function() };
   } catch (e) {
     if (e instanceof Untranslatable) return { reason: e.message };
     throw e;
@@ -178,7 +196,7 @@ export function translateToF32x4(source: KernelSource): { spec: FunctionSpec } |
 }
 
 /** True when two of the arrays overlap in memory (one write would change another's input). */
-function overlapping(arrays: readonly Float32Array[]): boolean {
+function overlapping(arrays: readonly ArrayBufferView[]): boolean {
   for (let a = 0; a < arrays.length; a++) {
     for (let b = a + 1; b < arrays.length; b++) {
       const x = arrays[a]!;
@@ -190,40 +208,73 @@ function overlapping(arrays: readonly Float32Array[]): boolean {
 }
 
 /** Where a kernel runs: a module instance, and the staging slots in its memory. */
+type FloatArray = Float32Array | Float64Array;
+
 interface Site {
   readonly run: (...args: number[]) => void;
-  readonly slots: readonly Float32Array[];
-  /** The buffer whose arrays the site uses in place (none for the kernel's private memory). */
-  readonly inPlace: ArrayBuffer | null;
+  readonly slots: readonly FloatArray[];
+  /** Whether `array` is in this site's memory, so used in place (never, for the private memory). */
+  readonly holds: (array: FloatArray) => boolean;
+  /** The module, when worker threads can run it on this site's memory (the managed shared memory). */
+  readonly shared?: object;
 }
 
+/** Pooled buffers that hold the workers' share of arrays living outside the managed memory. */
+const stagingBuffers = new Map<string, FloatArray | null>();
+
+function stagingBuffer(pool: SharedFloatPool, lanes: Lanes, k: number, n: number): FloatArray | null {
+  const key = `${lanes.dtype}/${k}`;
+  const current = stagingBuffers.get(key);
+  if (current && current.length >= n) return current;
+  stagingBuffers.delete(key); // the old one is collected (and its block freed) once unreferenced
+  const size = Math.ceil(n * 1.25);
+  const fresh = lanes.bytes === 4 ? pool.float32(size) : pool.float64(size);
+  stagingBuffers.set(key, fresh);
+  return fresh;
+}
+
+/** Blocks are a multiple of this many elements (whole 64-byte lines, never shared between threads). */
+const RANGE_ALIGN = 16;
 /**
- * The float32 kernel backed by wasm f32x4, or null when the source is untranslatable or wasm SIMD is
- * unavailable. Arrays that live in a Float32Arena are used in place; the others are staged through
- * wasm memory `chunk` elements at a time (copied in, and copied back if written). When no array is in
- * an arena this happens in the kernel's own wasm memory. The last n % 4 elements go through `scalar`
- * (the Math.fround kernel of the same source), which also takes over entirely when the tensor is
- * small, when a scalar argument is not exactly a float32 (the plain kernel would use its double value),
- * when an array is shorter than n, or when two arrays overlap (the vector loop would not see the
- * other's writes element by element).
+ * Elements per block of a threaded call: small enough that a thread the OS schedules late holds up
+ * the others by little (~30 us of work), large enough that claiming a block costs nothing.
  */
-export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk = CHUNK): CompiledKernel | null {
-  const translated = translateToF32x4(source);
+const BLOCK_ELEMENTS = 32768;
+
+/**
+ * The float32 kernel backed by wasm f32x4 (with `lanes` = F64X2, the float64 one backed by f64x2), or
+ * null when the source is untranslatable or wasm SIMD is unavailable. Arrays that live in a
+ * Float32Arena or in the managed shared memory (src/tensor/pool.ts, where Tensor.zeros puts float32
+ * and float64 tensors) are used in place; the others are staged through wasm memory `chunk` elements
+ * at a time (copied in, and copied back if written). When no array is in either, this happens in the
+ * kernel's own wasm memory. In the managed memory, large calls are split into blocks run by this
+ * thread and the worker threads (threads.ts); arrays living elsewhere are then copied into pooled
+ * buffers block by block, ahead of the workers, and the written ones copied back at the end. The last
+ * n % 4 (n % 2) elements go through `scalar` (the plain kernel of the same source), which also takes
+ * over entirely when the tensor is small, when a float32 kernel's scalar argument is not exactly a
+ * float32 (the plain kernel would use its double value), when an array is shorter than n, or when two
+ * arrays overlap (the vector loop would not see the other's writes element by element).
+ */
+export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk = CHUNK, lanes: Lanes = F32X4): CompiledKernel | null {
+  const translated = translateToF32x4(source, lanes);
   if (!('spec' in translated) || !wasmApi) return null;
   const api = wasmApi;
+  const B = lanes.bytes;
+  const Typed = B === 4 ? Float32Array : Float64Array;
+  const perVector = 16 / B;
   const arrayNames = source.params.filter((p) => source.floatArrays.includes(p));
-  const bytes = moduleBytes(translated.spec, Math.ceil((arrayNames.length * chunk * 4) / 65536));
+  const bytes = moduleBytes(translated.spec, Math.ceil((arrayNames.length * chunk * B) / 65536));
   const inPlaceBytes = moduleBytes(translated.spec, 'import');
   if (!api.validate(bytes) || !api.validate(inPlaceBytes)) return null;
   const own = new api.Instance(new api.Module(bytes)).exports;
   const ownBuffer = (own.memory as WasmMemory).buffer;
   const privateSite: Site = {
     run: own.run as Site['run'],
-    slots: arrayNames.map((_, k) => new Float32Array(ownBuffer, k * chunk * 4, chunk)),
-    inPlace: null,
+    slots: arrayNames.map((_, k) => new Typed(ownBuffer, k * chunk * B, chunk)),
+    holds: () => false,
   };
   const inPlaceModule = new api.Module(inPlaceBytes);
-  const arenaChunk = Math.floor(ARENA_SCRATCH_BYTES / (arrayNames.length * 16)) * 4;
+  const arenaChunk = Math.floor(ARENA_SCRATCH_BYTES / (arrayNames.length * 16)) * (16 / B);
   const arenaSites = new WeakMap<Float32Arena, Site>();
   const siteOf = (arena: Float32Arena): Site => {
     let site = arenaSites.get(arena);
@@ -231,12 +282,31 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
       const { buffer } = arena.memory;
       site = {
         run: new api.Instance(inPlaceModule, { env: { memory: arena.memory } }).exports.run as Site['run'],
-        slots: arrayNames.map((_, k) => new Float32Array(buffer, arena.scratchOffset + k * arenaChunk * 4, arenaChunk)),
-        inPlace: buffer,
+        slots: arrayNames.map((_, k) => new Typed(buffer, arena.scratchOffset + k * arenaChunk * B, arenaChunk)),
+        holds: (a) => a.buffer === buffer,
       };
       arenaSites.set(arena, site);
     }
     return site;
+  };
+  // The managed memory's site, made on first use (its scratch is a block of the memory kept forever).
+  let poolSite: Site | null | undefined;
+  const sharedSite = (pool: SharedFloatPool): Site | null => {
+    if (poolSite !== undefined) return poolSite;
+    poolSite = null;
+    const sharedBytes = moduleBytes(translated.spec, 'shared');
+    if (!api.validate(sharedBytes)) return null;
+    const block = pool.allocateBlock(arrayNames.length * chunk * B);
+    if (!block) return null;
+    const module = new api.Module(sharedBytes);
+    const buffer = pool.currentBuffer;
+    poolSite = {
+      run: new api.Instance(module, { env: { memory: pool.memory } }).exports.run as Site['run'],
+      slots: arrayNames.map((_, k) => new Typed(buffer as unknown as ArrayBuffer, block.start + k * chunk * B, chunk)),
+      holds: (a) => pool.holds(a),
+      shared: module,
+    };
+    return poolSite;
   };
 
   const arrayAt = arrayNames.map((a) => source.params.indexOf(a));
@@ -245,36 +315,93 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
   const scalarAt = source.params.map((_, k) => k).filter((k) => !arrayAt.includes(k) && k !== nAt);
   const callArgs = [...arrayNames.map(() => 0), 0, ...scalarAt.map(() => 0)];
   const lengthArg = arrayNames.length;
+  const scalars = scalarAt.map(() => 0);
 
-  const kernel = (...args: unknown[]): unknown => {
-    const n = args[nAt] as number;
-    const arrays = arrayAt.map((k) => args[k] as Float32Array);
-    for (let s = 0; s < scalarAt.length; s++) {
-      const x = args[scalarAt[s]!] as number;
-      if (Math.fround(x) !== x && x === x) return scalar(...args);
-      callArgs[lengthArg + 1 + s] = x;
-    }
-    if (n < SIMD_MIN_ELEMENTS || arrays.some((a) => a.length < n) || overlapping(arrays)) return scalar(...args);
-    const arena = arrays.map((a) => Float32Arena.of(a)).find((x) => x !== undefined);
-    const site = arena ? siteOf(arena) : privateSite;
-    const inPlace = arrays.map((a) => a.buffer === site.inPlace);
+  /** Runs the vector loop on elements [from, to) (to - from a multiple of the lanes) of `arrays` at `site`. */
+  const runRange = (site: Site, arrays: readonly FloatArray[], inPlace: readonly boolean[], from: number, to: number): void => {
     const staged = inPlace.includes(false);
-    const end = n & ~3;
-    const step = staged ? site.slots[0]!.length : end;
-    for (let start = 0; start < end; start += step) {
-      const length = Math.min(step, end - start);
+    const step = staged ? site.slots[0]!.length : Math.max(perVector, to - from);
+    for (let start = from; start < to; start += step) {
+      const length = Math.min(step, to - start);
       for (let k = 0; k < arrays.length; k++) {
         if (inPlace[k]) {
-          callArgs[k] = arrays[k]!.byteOffset + start * 4;
+          callArgs[k] = arrays[k]!.byteOffset + start * B;
         } else {
           site.slots[k]!.set(arrays[k]!.subarray(start, start + length));
           callArgs[k] = site.slots[k]!.byteOffset;
         }
       }
-      callArgs[lengthArg] = length * 4;
+      callArgs[lengthArg] = length * B;
       site.run(...callArgs);
       for (const k of written) if (!inPlace[k]) arrays[k]!.set(site.slots[k]!.subarray(0, length), start);
     }
+  };
+
+  /**
+   * Runs [0, end) in blocks shared by this thread and the workers; false when threads do not apply
+   * (then the caller runs everything here). Arrays outside the managed memory go through pooled
+   * buffers (the workers can only see that memory): copied in block by block, written ones copied back.
+   */
+  const runThreaded = (site: Site, pool: SharedFloatPool, arrays: readonly FloatArray[], inPlace: readonly boolean[], end: number): boolean => {
+    const { threads, minElements } = threadSettings();
+    if (threads < 2 || end < minElements || !site.shared) return false;
+    const team = threadTeam();
+    if (!team) return false;
+    team.ensure(threads - 1);
+    const bases: number[] = [];
+    const staging: (FloatArray | null)[] = [];
+    for (let k = 0; k < arrays.length; k++) {
+      if (inPlace[k]) {
+        bases.push(arrays[k]!.byteOffset);
+        staging.push(null);
+        continue;
+      }
+      const buffer = stagingBuffer(pool, lanes, k, end);
+      if (!buffer) return false;
+      bases.push(buffer.byteOffset);
+      staging.push(buffer);
+    }
+    for (let s = 0; s < scalars.length; s++) scalars[s] = callArgs[lengthArg + 1 + s]!;
+    const blockElements = Math.max(BLOCK_ELEMENTS, Math.ceil(end / MAX_BLOCKS / RANGE_ALIGN) * RANGE_ALIGN);
+    // arrays outside the memory are copied in block by block while the workers run the blocks already in
+    const stage = staging.some((x) => x !== null)
+      ? (fromBytes: number, toBytes: number) => {
+          const from = fromBytes / B;
+          const to = toBytes / B;
+          for (let k = 0; k < arrays.length; k++) staging[k]?.set(arrays[k]!.subarray(from, to), from);
+        }
+      : undefined;
+    team.runBlocks(site.shared, site.run, bases, scalars, blockElements * B, end * B, stage);
+    for (const k of written) if (staging[k]) arrays[k]!.set(staging[k]!.subarray(0, end));
+    return true;
+  };
+
+  const kernel = (...args: unknown[]): unknown => {
+    const n = args[nAt] as number;
+    const arrays = arrayAt.map((k) => args[k] as FloatArray);
+    for (let s = 0; s < scalarAt.length; s++) {
+      const x = args[scalarAt[s]!] as number;
+      if (B === 4 && Math.fround(x) !== x && x === x) return scalar(...args);
+      callArgs[lengthArg + 1 + s] = x;
+    }
+    if (n < SIMD_MIN_ELEMENTS || arrays.some((a) => a.length < n) || overlapping(arrays)) return scalar(...args);
+    // the site that can use the most arrays in place: an arena's, the managed memory's, or the private one
+    const arena = B === 4 ? arrays.map((a) => Float32Arena.of(a)).find((x) => x !== undefined) : undefined;
+    const pool = existingPool();
+    let site = privateSite;
+    let best = 0;
+    if (arena) {
+      site = siteOf(arena);
+      best = arrays.filter((a) => site.holds(a)).length;
+    }
+    if (pool && best < arrays.length) {
+      const count = arrays.filter((a) => pool.holds(a)).length;
+      const candidate = count > best ? sharedSite(pool) : null;
+      if (candidate) site = candidate;
+    }
+    const inPlace = arrays.map((a) => site.holds(a));
+    const end = n - (n % perVector);
+    if (!(pool && site === poolSite && runThreaded(site, pool, arrays, inPlace, end))) runRange(site, arrays, inPlace, 0, end);
     if (end < n) {
       const tail = [...args];
       arrayAt.forEach((k, j) => (tail[k] = arrays[j]!.subarray(end)));
@@ -283,6 +410,6 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
     }
     return undefined;
   };
-  Object.defineProperty(kernel, 'name', { value: `${source.name}F32x4` });
+  Object.defineProperty(kernel, 'name', { value: `${source.name}${B === 4 ? 'F32x4' : 'F64x2'}` });
   return kernel;
 }

@@ -7,6 +7,7 @@
 /** Value types. */
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 /** Core opcodes used by the kernels. */
@@ -36,6 +37,12 @@ export const SIMD = {
   f32x4Sub: 0xe5,
   f32x4Mul: 0xe6,
   f32x4Div: 0xe7,
+  f64x2Splat: 0x14,
+  f64x2Sqrt: 0xef,
+  f64x2Add: 0xf0,
+  f64x2Sub: 0xf1,
+  f64x2Mul: 0xf2,
+  f64x2Div: 0xf3,
 } as const;
 
 export function uleb(n: number): number[] {
@@ -92,23 +99,27 @@ export interface FunctionSpec {
 
 /**
  * A module with one function (no results) exported as `run`, and one memory: its own of `pages`
- * 64 KiB pages, exported as `memory`, or (pages = 'import') one imported as `env.memory`.
+ * 64 KiB pages, exported as `memory`, or (pages = 'import') one imported as `env.memory`, or
+ * (pages = 'shared') an imported shared one, `(import "env" "memory" (memory 0 65536 shared))`.
  */
-export function moduleBytes(fn: FunctionSpec, pages: number | 'import'): Uint8Array {
+export function moduleBytes(fn: FunctionSpec, pages: number | 'import' | 'shared'): Uint8Array {
   const type = [0x60, ...vector(fn.params.map((t) => [t])), ...vector([])];
   const groupedLocals = fn.locals.map((t) => [...uleb(1), t]);
   const body = [...vector(groupedLocals), ...fn.code, OP.end];
   const run = [...utf8('run'), 0x00, ...uleb(0)];
-  const memory = pages === 'import'
-    ? section(2, vector([[...utf8('env'), ...utf8('memory'), 0x02, 0x00, ...uleb(0)]]))
+  const imported = pages === 'import' || pages === 'shared';
+  // limits: 0x00 min | 0x03 min max, shared (a shared memory must declare its maximum)
+  const limits = pages === 'shared' ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
+  const memory = imported
+    ? section(2, vector([[...utf8('env'), ...utf8('memory'), 0x02, ...limits]]))
     : section(5, vector([[0x00, ...uleb(pages)]]));
-  const exports = pages === 'import' ? [run] : [run, [...utf8('memory'), 0x02, ...uleb(0)]];
+  const exports = imported ? [run] : [run, [...utf8('memory'), 0x02, ...uleb(0)]];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector([type])),
-    ...(pages === 'import' ? memory : []),
+    ...(imported ? memory : []),
     ...section(3, vector([uleb(0)])),
-    ...(pages === 'import' ? [] : memory),
+    ...(imported ? [] : memory),
     ...section(7, vector(exports)),
     ...section(10, vector([[...uleb(body.length), ...body]])),
   ];
@@ -125,7 +136,7 @@ export interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports?: Record<string, Record<string, unknown>>) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
 }
 
 /** The WebAssembly API of this runtime, if any. */
