@@ -1,21 +1,10 @@
 import { describe, expect, test } from 'vitest';
 import { Float32Arena, Nadam, Tensor, Variable, type Flavour } from '../src/index.js';
-import { bits } from './helpers/build.js';
+import { bits, xorshiftValues } from './helpers/build.js';
 
-/** Deterministic pseudo-random floats (xorshift32), salted with exact zeros and tiny values. */
+/** Deterministic pseudo-random floats, salted with exact zeros and tiny values. */
 function values(n: number, seed: number, scale: number): number[] {
-  let x = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    const u = x / 2 ** 32 - 0.5;
-    out.push(i % 97 === 0 ? 0 : i % 89 === 0 ? u * 1e-30 : u * scale);
-  }
-  return out;
+  return xorshiftValues(n, seed, scale, (i, u) => (i % 97 === 0 ? 0 : i % 89 === 0 ? u * 1e-30 : undefined));
 }
 
 const FLAVOURS: Flavour[] = ['tf-keras', 'keras2', 'keras3', 'tf-keras-new'];

@@ -4,7 +4,7 @@ import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS_NEW } f
 import { configureThreads, startThreads, stopThreads, threadedJobs, threadSettings } from '../src/backends/typed/threads.js';
 import { configurePool, existingPool, inSharedPool, poolSettings, SharedFloatPool } from '../src/tensor/pool.js';
 import { IndexedSlices, Nadam, Tensor, Variable, type FloatDType, type Flavour } from '../src/index.js';
-import { bits } from './helpers/build.js';
+import { bits, xorshiftValues } from './helpers/build.js';
 
 /*
  * The default fast path (float32 tensors in the managed shared wasm memory, kernels in place) and the
@@ -18,18 +18,7 @@ const DTYPES: FloatDType[] = ['float32', 'float64', 'float16'];
 const SPECIALS = [0, -0, Infinity, -Infinity, NaN, 2 ** -149, 2 ** -126, 3.4028234663852886e38, 1e-30];
 
 function values(n: number, seed: number, scale: number, specials = false): number[] {
-  let x = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    const u = x / 2 ** 32 - 0.5;
-    out.push(specials && i % 53 === 7 ? SPECIALS[(i / 53) % SPECIALS.length | 0]! : i % 97 === 0 ? 0 : u * scale);
-  }
-  return out;
+  return xorshiftValues(n, seed, scale, (i) => (specials && i % 53 === 7 ? SPECIALS[(i / 53) % SPECIALS.length | 0]! : undefined));
 }
 
 type Where = 'inside' | 'outside';

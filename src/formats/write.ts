@@ -15,6 +15,7 @@ import { saveStateInto } from './writeState.js';
 import { updateArchive } from './archiveUpdate.js';
 import { LAYOUTS, rolesOf, type LayoutRow } from './layouts.js';
 import { Nadam } from '../optimizers/nadam/index.js';
+import type { Flavour } from '../optimizers/flavour.js';
 import { sameBits, type KerasFileFormat, type KerasOptimizerState, type StoredWeight, type WeightRole } from './state.js';
 
 /** Options of {@link saveOptimizerState}. */
@@ -62,7 +63,7 @@ export interface SaveOptions extends ArchiveLimits {
 }
 
 /** The flavours whose state each layout holds (TF 2.13-2.15 write TF 2.11+ optimizers into .keras archives too). */
-const FORMAT_FLAVOURS: Record<KerasFileFormat, readonly string[]> = {
+export const FORMAT_FLAVOURS: Readonly<Record<KerasFileFormat, readonly Flavour[]>> = {
   'tf-keras-h5': ['tf-keras'],
   'keras2-h5': ['keras2'],
   'tf-keras-new-h5': ['tf-keras-new'],

@@ -23,7 +23,8 @@ import { sameBits, type KerasOptimizerState } from '../state.js';
 import { saveOptimizerState } from '../write.js';
 import { convertSchedule, convertStateConfig, type ScheduleConversion } from './convert.js';
 import { matchVariables, type MatchTable } from './match.js';
-import { copyTarget, describeTarget, FORMAT_FLAVOURS, removeCopy, type TargetInfo } from './target.js';
+import { FORMAT_FLAVOURS } from '../write.js';
+import { copyTarget, describeTarget, removeCopy, type TargetInfo } from './target.js';
 
 export { matchVariables, matchTableText, layerOf, type MatchTable, type VariableMatch, type MatchRule } from './match.js';
 export { scheduleAfter, convertSchedule, type ScheduleConversion } from './convert.js';

@@ -36,15 +36,6 @@ export interface TargetInfo {
   readonly evidence: string;
 }
 
-/** The flavours each format can hold (as saveOptimizerState writes them). */
-export const FORMAT_FLAVOURS: Readonly<Record<KerasFileFormat, readonly Flavour[]>> = {
-  'tf-keras-h5': ['tf-keras'],
-  'keras2-h5': ['keras2'],
-  'tf-keras-new-h5': ['tf-keras-new'],
-  'keras3-weights-h5': ['keras3', 'tf-keras-new'],
-  'keras3-archive': ['keras3', 'tf-keras-new'],
-  'tf-checkpoint': ['tf-keras', 'tf-keras-new'],
-};
 
 /** Reads what a target file is. A target without optimizer state must be a tf.keras / Keras 2 / TF 2.11+ .h5 model. */
 export async function describeTarget(file: string): Promise<TargetInfo> {
