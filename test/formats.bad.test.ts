@@ -1,26 +1,16 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { h5 } from '../src/formats/hdf5.js';
 import { optimizerFromState, readOptimizerState, saveOptimizerState } from '../src/formats/index.js';
 import { FormatError, Nadam, Tensor, Variable } from '../src/index.js';
-import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
+import { useMadeKerasFiles } from './helpers/kerasFiles.js';
 import { python } from './helpers/python.js';
 
-const missing = generatorMissing();
-let made: ReturnType<typeof makeKerasFiles>;
-beforeAll(() => {
-  if (!missing) made = makeKerasFiles();
-});
-afterAll(() => made?.cleanup());
+const { missing, made, copy } = useMadeKerasFiles('bad');
 
 let n = 0;
-function copy(name: string): string {
-  const dest = join(made.dir, `bad${n++}_${name}`);
-  copyFileSync(made.files[name]!.file, dest);
-  return dest;
-}
 
 /** Runs an h5py edit on a copy of a made file (`f` is the open file in the snippet). */
 function edited(name: string, edit: string): string {

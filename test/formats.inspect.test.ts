@@ -1,16 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createInspectCommand, stats } from '../src/cli/commands/inspect.js';
 import { readOptimizerConfigFile } from '../src/config/sources.js';
 import '../src/formats/index.js';
 import { FormatError, Tensor } from '../src/index.js';
-import { generatorMissing, h5pyDump, makeKerasFiles, tensorOfDump } from './helpers/kerasFiles.js';
+import { h5pyDump, useMadeKerasFiles, tensorOfDump } from './helpers/kerasFiles.js';
 
-const missing = generatorMissing();
-let made: ReturnType<typeof makeKerasFiles>;
-beforeAll(() => {
-  if (!missing) made = makeKerasFiles();
-});
-afterAll(() => made?.cleanup());
+const { missing, made } = useMadeKerasFiles('inspect');
 
 function run(argv: string[], isTTY = false): Promise<{ code: number; out: string; err: string }> {
   let out = '';

@@ -3,30 +3,17 @@
  * (test/helpers/keras_files.py, make_layout_files) in the layouts docs/keras-releases.md describes:
  * never Keras output. h5py is the independent reader wherever bits are compared.
  */
-import { copyFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { createInspectCommand } from '../src/cli/commands/inspect.js';
 import { optimizerFromState, readOptimizerState, saveOptimizerState, type KerasOptimizerState } from '../src/formats/index.js';
 import { sameBits } from '../src/formats/state.js';
 import { FormatError, Tensor, type Nadam, type Variable } from '../src/index.js';
-import { generatorMissing, h5pyDump, makeKerasFiles, tensorOfDump, type H5Dump } from './helpers/kerasFiles.js';
+import { h5pyDump, useMadeKerasFiles, tensorOfDump, type H5Dump } from './helpers/kerasFiles.js';
 import { python } from './helpers/python.js';
 
-const missing = generatorMissing();
-let made: ReturnType<typeof makeKerasFiles>;
-beforeAll(() => {
-  if (!missing) made = makeKerasFiles();
-});
-afterAll(() => made?.cleanup());
+const { missing, made, copy } = useMadeKerasFiles('layouts');
 
-let n = 0;
-/** A private copy of a made file, so that tests never change each other's inputs. */
-function copy(name: string): string {
-  const dest = join(made.dir, `layouts${n++}_${name}`);
-  copyFileSync(made.files[name]!.file, dest);
-  return dest;
-}
 
 /** The saved list as roles: 'iterations', 'learning_rate', 'schedule', '<slot> <variable>'. */
 function roles(state: KerasOptimizerState): string[] {

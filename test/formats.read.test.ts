@@ -1,15 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readOptimizerState, reconstructMSchedule, reconstructUProduct, type KerasOptimizerState } from '../src/formats/index.js';
 import { sameBits } from '../src/formats/state.js';
 import { arith } from '../src/index.js';
-import { generatorMissing, h5pyDump, makeKerasFiles, tensorOfDump, type MadeFile } from './helpers/kerasFiles.js';
+import { h5pyDump, useMadeKerasFiles, tensorOfDump, type MadeFile } from './helpers/kerasFiles.js';
 
-const missing = generatorMissing();
-let made: ReturnType<typeof makeKerasFiles>;
-beforeAll(() => {
-  if (!missing) made = makeKerasFiles();
-});
-afterAll(() => made?.cleanup());
+const { missing, made } = useMadeKerasFiles('read');
 
 const f = (name: string): MadeFile => made.files[name]!;
 

@@ -1,13 +1,8 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { KerasValueError, optimizerFromState, readOptimizerState, Tensor } from '../src/index.js';
-import { generatorMissing, makeKerasFiles } from './helpers/kerasFiles.js';
+import { useMadeKerasFiles } from './helpers/kerasFiles.js';
 
-const missing = generatorMissing();
-let made: ReturnType<typeof makeKerasFiles>;
-beforeAll(() => {
-  if (!missing) made = makeKerasFiles();
-});
-afterAll(() => made?.cleanup());
+const { missing, made } = useMadeKerasFiles('restore');
 
 // Files made by kerasopt's test helper in the Keras 2.2.4 and TF 2.11 layouts (not written by Keras).
 describe.each([

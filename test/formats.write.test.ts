@@ -1,26 +1,15 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { optimizerFromState, readOptimizerState, saveOptimizerState, type KerasOptimizerState } from '../src/formats/index.js';
 import { sameBits, type WeightRole } from '../src/formats/state.js';
 import { FormatError, KerasValueError, Nadam, Tensor, Variable } from '../src/index.js';
-import { generatorMissing, h5dumpDifferences, h5dumpMissing, h5dumpStructure, h5pyDump, makeKerasFiles, tensorOfDump, type H5Dump } from './helpers/kerasFiles.js';
+import { h5dumpDifferences, h5dumpMissing, h5dumpStructure, h5pyDump, useMadeKerasFiles, tensorOfDump, type H5Dump } from './helpers/kerasFiles.js';
 import { python } from './helpers/python.js';
 
-const missing = generatorMissing();
-let made: ReturnType<typeof makeKerasFiles>;
-beforeAll(() => {
-  if (!missing) made = makeKerasFiles();
-});
-afterAll(() => made?.cleanup());
+const { missing, made, copy } = useMadeKerasFiles('copy');
 
 let n = 0;
-/** A private copy of a made file, so tests never change each other's inputs. */
-function copy(name: string): string {
-  const dest = join(made.dir, `copy${n++}_${name}`);
-  copyFileSync(made.files[name]!.file, dest);
-  return dest;
-}
 
 function subtree(d: H5Dump, prefix: string): H5Dump['datasets'] {
   return Object.fromEntries(Object.entries(d.datasets).filter(([k]) => k.startsWith(prefix)));

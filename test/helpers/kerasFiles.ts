@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,40 @@ export function makeKerasFiles(): { dir: string; files: Record<string, MadeFile>
   const dir = mkdtempSync(join(tmpdir(), 'kerasopt-files-'));
   const out = execFileSync(PYTHON, [SCRIPT, 'make', dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
   return { dir, files: JSON.parse(out) as Record<string, MadeFile>, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The made files as a test file uses them: `made.dir` and `made.files` once beforeAll has run. */
+export interface MadeKerasFiles {
+  /** Why the generator cannot run (null when it can). */
+  readonly missing: string | null;
+  readonly made: { readonly dir: string; readonly files: Record<string, MadeFile> };
+  /** A private copy of a made file (`<prefix><n>_<name>` in the same folder), so tests never change each other's inputs. */
+  copy(name: string): string;
+}
+
+/** Makes the Keras-layout files before the test file's tests and removes them after (registers beforeAll / afterAll). */
+export function useMadeKerasFiles(prefix: string): MadeKerasFiles {
+  const missing = generatorMissing();
+  let value: ReturnType<typeof makeKerasFiles> | undefined;
+  beforeAll(() => {
+    if (!missing) value = makeKerasFiles();
+  });
+  afterAll(() => value?.cleanup());
+  const made = {
+    get dir(): string {
+      return value!.dir;
+    },
+    get files(): Record<string, MadeFile> {
+      return value!.files;
+    },
+  };
+  let n = 0;
+  const copy = (name: string): string => {
+    const dest = join(made.dir, `${prefix}${n++}_${name}`);
+    copyFileSync(made.files[name]!.file, dest);
+    return dest;
+  };
+  return { missing, made, copy };
 }
 
 /** h5py's reading of an HDF5 file: every attribute (with its string storage) and every dataset's bytes. */
