@@ -125,15 +125,16 @@ export async function saveOptimizerState(file: string, optimizer: Nadam | KerasO
 
 /**
  * The optimizer state of an existing target, read in the reader worker with its deadline; null when
- * the file holds none (a model saved without its optimizer: the write adds one). A read stopped at
- * its deadline is rethrown: nothing more is done with that file.
+ * the file holds none (a model saved without its optimizer: the write adds one). Any other failure
+ * (a read stopped at its deadline, a corrupt file on which libhdf5 aborts) is rethrown: this thread
+ * does not open a file the worker could not read.
  */
 async function readTarget(file: string, deadlineMs: number | undefined): Promise<KerasOptimizerState | null> {
   try {
     return await readOptimizerState(file, deadlineMs === undefined ? {} : { deadlineMs });
   } catch (e) {
-    if (e instanceof FormatError && / gave up after [\d.]+ s/.test(e.message)) throw e;
-    return null;
+    if (e instanceof FormatError && /: no optimizer state|: no optimizer in the checkpoint/.test(e.message)) return null;
+    throw e;
   }
 }
 
