@@ -208,21 +208,62 @@ const CONTENDERS: Contender[] = [
         c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1, c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
     },
   },
-  // the onnxruntime backend (CPU EP, 128K-element chunks): 1 intra-op thread and all cores
-  backendKernel('onnx: raw kernel (onnxruntime CPU, 1 thread)', () => new OnnxBackend()),
-  backendKernel(`onnx: raw kernel (onnxruntime CPU, ${ALL_THREADS} threads)`, () => new OnnxBackend({ intraOpNumThreads: ALL_THREADS })),
-  ...[1, ALL_THREADS].filter((t, i, a) => a.indexOf(t) === i).map((t): Contender => ({
+  // the onnxruntime backend (CPU EP, 128K-element windows): on ordinary arrays (fed as views, no copies), and
+  // through the public API with the default state in the shared memory, split over worker threads
+  backendKernel('onnx: raw kernel, ordinary arrays (views), 1 thread', () => new OnnxBackend({ threads: 1 })),
+  ...THREAD_COUNTS.map((t): Contender => ({
     name: `onnx: Nadam.applyGradients (public API), ${t} thread${t > 1 ? 's' : ''}`,
     prepare(n) {
       const w = new Variable(managedTensor(n, 1), { name: 'w' });
       const g = managedTensor(n, 1e-2);
-      const opt = new Nadam({ backend: new OnnxBackend({ intraOpNumThreads: t }) });
+      const opt = new Nadam({ backend: new OnnxBackend({ threads: t }) });
       return () => opt.applyGradients([[g, w]]);
     },
   })),
+  {
+    name: `onnx: public API, 1 thread with onnxruntime's own ${ALL_THREADS} intra-op threads`,
+    prepare(n) {
+      const w = new Variable(managedTensor(n, 1), { name: 'w' });
+      const g = managedTensor(n, 1e-2);
+      const opt = new Nadam({ backend: new OnnxBackend({ threads: 1, intraOpNumThreads: ALL_THREADS }) });
+      return () => opt.applyGradients([[g, w]]);
+    },
+  },
+  // the same N split into MANY_VARIABLES variables: the per-call cost of each backend
+  manyVariables(`${DEFAULT_API}, ${ALL_THREADS} threads`, () => 'typed', ALL_THREADS),
+  manyVariables(`onnx: public API, ${ALL_THREADS} threads, one run per window`, () => new OnnxBackend(), ALL_THREADS),
+  manyVariables(`onnx: public API, ${ALL_THREADS} threads, one call per variable (no batch)`, () => unbatched(new OnnxBackend()), ALL_THREADS),
 ];
 
 // ---------------------------------------------------------------------------------------------------
+
+/** A backend that hides `nadamDenseBatch`, so the optimizer calls `nadamDense` once per variable (the unbatched baseline). */
+function unbatched(b: OnnxBackend): Backend {
+  return new Proxy(b, {
+    get: (target, prop) => {
+      if (prop === 'nadamDenseBatch') return undefined;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+const MANY_VARIABLES = 1000;
+
+/** A public-API step on N elements split into MANY_VARIABLES variables (made the default way, Tensor.from). */
+function manyVariables(label: string, backend: () => Backend | string, threads: number): Contender {
+  return {
+    name: `many: ${label}`,
+    prepare(n) {
+      const each = Math.max(1, Math.floor(n / MANY_VARIABLES));
+      const vars = Array.from({ length: MANY_VARIABLES }, (_, i) => new Variable(Tensor.from(randomTensor(each, 1).data, 'float32'), { name: `w${i}` }));
+      const grads = vars.map(() => Tensor.from(randomTensor(each, 1e-2).data, 'float32'));
+      const opt = new Nadam({ backend: backend() });
+      const pairs = vars.map((v, i) => [grads[i]!, v] as const);
+      return withThreads(threads, () => (opt.backend.synchronous ? opt.applyGradientsSync(pairs) : opt.applyGradients(pairs)));
+    },
+  };
+}
 
 interface Options { sizes: number[]; reps: number; warmup: number; torch: boolean; ioBytes: number; tfjs: boolean; scan: boolean }
 
@@ -399,6 +440,12 @@ async function main(): Promise<void> {
     const onnxBest = Math.min(...results.filter((r) => r.name.startsWith('onnx: Nadam.applyGradients')).map((r) => r.ms));
     verdicts.push(`${tag} onnx backend (public API, faster thread setting): ${(onnxBest / defaultAll.ms).toFixed(2)}x the time of the typed default public API on ${ALL_THREADS} threads, `
       + `${(onnxBest / default1.ms).toFixed(2)}x on 1 thread (<= 1.3x: ${met(onnxBest <= 1.3 * defaultAll.ms)})`);
+    const many = (infix: string) => results.find((r) => r.name.startsWith('many: ') && r.name.includes(infix))?.ms;
+    const [manyTyped, manyBatched, manyEach] = [DEFAULT_API, 'one run per window', 'one call per variable'].map(many);
+    if (manyTyped && manyBatched && manyEach) {
+      verdicts.push(`${tag} in ${MANY_VARIABLES} variables (not a goal): the onnx batch takes ${(manyBatched / manyEach).toFixed(2)} of the time of one call per variable, `
+        + `${(manyBatched / manyTyped).toFixed(2)}x the typed default public API`);
+    }
     console.log('');
   }
   console.log('Goals (issue 16), each a ratio of medians measured side by side in this run:');

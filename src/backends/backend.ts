@@ -63,6 +63,12 @@ export interface NadamState {
   readonly v: FloatTensor;
 }
 
+/** One variable's dense step in a batch. */
+export interface DenseStep {
+  readonly state: NadamState;
+  readonly grad: FloatTensor;
+}
+
 /** A sparse gradient whose row indices are unique (duplicates already summed). */
 export interface UniqueRows {
   /** Row indices into the variable's first dimension, each at most once. */
@@ -84,6 +90,12 @@ export interface Backend {
 
   /** Dense Nadam step on `state`, in place, in the op order of the coefficients' flavour. */
   nadamDense(state: NadamState, grad: FloatTensor, c: NadamCoefficients): MaybePromise<void>;
+  /**
+   * Optional: the dense step of several variables of one dtype that share `c`, as if `nadamDense`
+   * were called on each (they are distinct variables, so order does not matter). Backends with a
+   * per-call cost (a graph run) implement it to pay that cost once per step instead of per variable.
+   */
+  nadamDenseBatch?(items: readonly DenseStep[], c: NadamCoefficients): MaybePromise<void>;
   /**
    * TF's sparse Nadam step (`_resource_apply_sparse`): m and v decay on every row, the gradient is
    * scattered into the touched rows, and only those rows of the variable move.

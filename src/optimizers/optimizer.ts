@@ -3,6 +3,7 @@ import { getBackend } from '../backends/registry.js';
 import { Float32Arena } from '../backends/typed/arena.js';
 import { BackendError, GradientMismatchError, HyperparameterError, KerasTypeError, KerasValueError, UnsupportedDTypeError } from '../errors.js';
 import { allocate, isFloatDType, type DType, type FloatDType } from '../tensor/dtype.js';
+import { inSharedPool } from '../tensor/pool.js';
 import { IndexedSlices, sameShape, shapeToString, Tensor, type FloatTensor } from '../tensor/tensor.js';
 import { Variable } from '../tensor/variable.js';
 import { clipGradients, densify, type AnyGradient, type ClipOptions } from './clipping.js';
@@ -145,12 +146,14 @@ export abstract class Optimizer {
   }
 
   /**
-   * A new slot's zeros: made by Tensor.zeros (float32 and float64 ones in the managed shared memory, where the
-   * typed backend steps them in place, with worker threads when large) on the typed backend; in
-   * ordinary arrays on the others (onnxruntime-node cannot take SharedArrayBuffer-backed arrays).
+   * A new slot's zeros. On the typed backend: made by Tensor.zeros (float32 and float64 ones in the
+   * managed shared memory, where the kernels step them in place, with worker threads when large). On
+   * the others: beside the variable, in the shared memory when the variable is there (the onnx
+   * backend hands such state to its worker threads), else in ordinary arrays, which onnxruntime-node
+   * takes without a copy (it refuses SharedArrayBuffer-backed ones).
    */
   private slotZeros(variable: Variable): Tensor {
-    if (this.backend.name === 'typed') return Tensor.zeros(variable.dtype, variable.shape);
+    if (this.backend.name === 'typed' || inSharedPool(variable.value.data)) return Tensor.zeros(variable.dtype, variable.shape);
     return new Tensor(variable.dtype, variable.shape, allocate(variable.dtype, variable.value.size, false));
   }
 

@@ -2,8 +2,11 @@ import { BackendError } from '../../errors.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import { sameShape, shapeToString, Tensor, type FloatTensor } from '../../tensor/tensor.js';
 import { buildKernelGraph, KERNEL_OUTPUTS, type KernelKind } from '../../onnx/nadamGraph.js';
-import type { Backend, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
+import type { Backend, DenseStep, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
 import { TypedArrayBackend } from '../typed/index.js';
+import { threadSettings } from '../typed/threads.js';
+import { runWindows, type FloatStorage, type Segment, type WindowBuffers, type WindowRuntime } from './windows.js';
+import { OnnxWorkerTeam } from './workers.js';
 import { createSession, loadOnnxRuntime, type OnnxSessionOptions, type OrtModule, type OrtSession, type OrtTensor } from './runtime.js';
 
 export type { OnnxSessionOptions } from './runtime.js';
@@ -16,9 +19,20 @@ export interface OnnxBackendOptions extends OnnxSessionOptions {
    * per float32 intermediate): the fastest of 16 K - 1 M in an interleaved scan at N = 1e7.
    */
   readonly chunkElements?: number;
+  /**
+   * Worker threads a large dense step is split over, each with its own onnxruntime session (default: the process-wide setting of `configureThreads`, i.e.
+   * os.availableParallelism() or env KERASOPT_THREADS). Only state in the shared memory (the
+   * default for tensors of 4096+ elements) can be handed to workers; other arrays step on this thread.
+   */
+  readonly threads?: number;
+  /** Each thread gets at least this many elements of a step (default 262144): below, one thread. */
+  readonly workerMinElements?: number;
 }
 
 const DEFAULT_CHUNK = 1 << 17;
+const DEFAULT_WORKER_MIN = 1 << 18;
+const OUTPUTS = [KERNEL_OUTPUTS.w, KERNEL_OUTPUTS.m, KERNEL_OUTPUTS.v] as const;
+
 
 /** One compiled step graph: its session and its reusable scalar coefficient feeds. */
 interface Kernel {
@@ -28,6 +42,8 @@ interface Kernel {
   readonly coefficients: readonly string[];
   /** The ONNX type the coefficients are fed in (float16 ones travel as float32: they are half values). */
   readonly scalarType: 'float32' | 'float64';
+  /** The graph's model bytes (worker threads create their own sessions from them). */
+  readonly model: Uint8Array;
 }
 
 /** The ONNX element type of a kerasopt dtype's data as onnxruntime-node takes it. */
@@ -37,8 +53,10 @@ const ORT_TYPE = { float16: 'float16', float32: 'float32', float64: 'float64' } 
  * The onnxruntime backend: the Nadam step kernels run as ONNX graphs (built in TypeScript, see
  * src/onnx/nadamGraph.ts) on onnxruntime-node's CPU execution provider. One session per (step
  * kind, dtype) serves every tensor size (tensors are fed flattened); coefficients are scalar
- * inputs; the state tensors' own buffers are fed without copying and are bound as the
- * preallocated outputs, so onnxruntime writes the new state in place.
+ * inputs; outputs are bound to preallocated tensors (the state's own buffers, or window buffers
+ * kept between steps), so onnxruntime allocates none. A step's dense variables of one dtype are
+ * one stream, cut into cache-sized windows, one run per window (windows.ts); large steps in the
+ * shared memory are split across worker threads with their own sessions (workers.ts).
  *
  * The helper kernels (sumOfSquares, clipByValue, scaleDiv, segmentSumRows, scatterRows) are
  * delegated to the typed backend: they are short, index-driven or reductions in a fixed order,
@@ -54,11 +72,29 @@ export class OnnxBackend implements Backend {
   private readonly kernels = new Map<string, Promise<Kernel>>();
 
   private readonly chunk: number;
+  private readonly workerMinElements: number;
+  private team: OnnxWorkerTeam | null = null;
+  /** Window buffers of this thread, per dtype (kept for every later step). */
+  private readonly buffers = new Map<FloatDType, WindowBuffers>();
+  /** Serializes this thread's windows: concurrent steps would otherwise share the window buffers. */
+  private lock: Promise<void> = Promise.resolve();
+  /** onnxruntime runs of dense windows so far, on this thread and on the workers (for tests and the bench). */
+  windowRuns = 0;
+  workerRuns = 0;
 
   constructor(private readonly options: OnnxBackendOptions = {}) {
     this.ort = loadOnnxRuntime();
     this.chunk = options.chunkElements ?? DEFAULT_CHUNK;
     if (!Number.isSafeInteger(this.chunk) || this.chunk < 1) throw new BackendError(`onnx backend: chunkElements must be an integer >= 1, got ${this.chunk}`);
+    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1)) {
+      throw new BackendError(`onnx backend: threads must be an integer >= 1, got ${options.threads}`);
+    }
+    this.workerMinElements = Math.max(1, options.workerMinElements ?? DEFAULT_WORKER_MIN);
+  }
+
+  /** Threads a large step uses (this option, else the process-wide setting). */
+  private get threads(): number {
+    return this.options.threads ?? threadSettings().threads;
   }
 
   supportsDType(dtype: FloatDType): boolean {
@@ -66,61 +102,55 @@ export class OnnxBackend implements Backend {
   }
 
   async nadamDense(state: NadamState, grad: FloatTensor, c: NadamCoefficients): Promise<void> {
+    await this.nadamDenseBatch([{ state, grad }], c);
+  }
+
+  /**
+   * One dense step of every variable in `items` (all of one dtype, sharing `c`): their elements are
+   * one stream cut into windows, one onnxruntime run per window however many variables it covers
+   * (see windows.ts). Arrays in the shared memory, when there are at least 2 x `workerMinElements`
+   * elements of them, are split over worker threads, each running its own session.
+   */
+  async nadamDenseBatch(items: readonly DenseStep[], c: NadamCoefficients): Promise<void> {
     const kind: KernelKind = c.kind === 'tf-keras' ? 'dense-tf-keras' : c.moments === 'decay-then-scatter' ? 'dense-tf-keras-new-sparse' : 'dense-keras3';
-    checkState(kind, state, grad, state.variable.shape);
-    const n = state.variable.size;
-    if (n === 0) return;
-    const k = await this.kernel(kind, state.variable.dtype);
-    const coefficients = this.coefficientFeeds(k, c);
-    const where = `${state.variable.dtype}${shapeToString(state.variable.shape)}`;
-    const arrays = [state.variable, state.m, state.v, grad];
-    if (!arrays.some((t) => isShared(t.data))) {
-      // Elementwise, so it runs on flat chunks whose intermediates stay in cache; each chunk's
-      // tensors are views of the state's own buffers (no copies).
-      for (let start = 0; start < n; start += this.chunk) {
-        const end = Math.min(n, start + this.chunk);
-        const view = (t: FloatTensor) => this.view(t, start, end);
-        await this.run(k, where, { ...coefficients, variable: view(state.variable), m: view(state.m), v: view(state.v), gradient: view(grad) });
-      }
-      return;
+    if (items.length === 0) return;
+    const dtype = items[0]!.state.variable.dtype;
+    for (const { state, grad } of items) {
+      checkState(kind, state, grad, state.variable.shape);
+      if (state.variable.dtype !== dtype) throw new BackendError(`onnx backend, step ${kind}: one batch mixes ${dtype} and ${state.variable.dtype} variables`);
     }
-    // onnxruntime-node refuses SharedArrayBuffer-backed arrays (the managed memory of src/tensor/pool.ts):
-    // those are staged through two sets of ordinary buffers, so that copying chunk k + 1 in and chunk
-    // k - 1 out overlaps onnxruntime's run of chunk k on its own thread.
-    const dtype = state.variable.dtype;
-    const width = Math.min(this.chunk, n);
-    const sets = [0, 1].map(() => arrays.map((t) => (isShared(t.data) ? newData(dtype, width) : null)));
-    const feedsOf = (set: (TypedArray | null)[], start: number, end: number) => {
-      const t = arrays.map((x, i) => {
-        const staged = set[i];
-        if (!staged) return this.view(x, start, end);
-        const part = staged.subarray(0, end - start);
-        return new this.ort.Tensor(ORT_TYPE[dtype], part as Float32Array, [end - start]);
-      });
-      return { ...coefficients, variable: t[0]!, m: t[1]!, v: t[2]!, gradient: t[3]! };
-    };
-    const copyIn = (set: (TypedArray | null)[], start: number, end: number) => {
-      arrays.forEach((x, i) => set[i]?.set((x.data as TypedArray).subarray(start, end)));
-    };
-    const copyOut = (set: (TypedArray | null)[], start: number, end: number) => {
-      for (let i = 0; i < 3; i++) if (set[i]) (arrays[i]!.data as TypedArray).set(set[i]!.subarray(0, end - start), start);
-    };
-    let pending: { run: Promise<void>; set: (TypedArray | null)[]; start: number; end: number } | null = null;
-    for (let start = 0, j = 0; start < n; start += this.chunk, j++) {
-      const end = Math.min(n, start + this.chunk);
-      const set = sets[j & 1]!;
-      copyIn(set, start, end);
-      const run = this.run(k, where, feedsOf(set, start, end));
-      run.catch(() => {}); // awaited below; avoids an unhandled rejection while the previous chunk settles
-      if (pending) {
-        await pending.run;
-        copyOut(pending.set, pending.start, pending.end);
+    const live = items.filter((x) => x.state.variable.size > 0);
+    if (live.length === 0) return;
+    const k = await this.kernel(kind, dtype);
+    const where = live.length === 1 ? `${dtype}${shapeToString(live[0]!.state.variable.shape)}` : `${live.length} ${dtype} variables`;
+    const segmentOf = ({ state, grad }: DenseStep): Segment => [state.variable, state.m, state.v, grad].map((t) => t.data as FloatStorage) as unknown as Segment;
+    const shared = live.filter((x) => segmentOf(x).every(isShared)).map(segmentOf);
+    const own = live.filter((x) => !segmentOf(x).every(isShared)).map(segmentOf);
+    const total = shared.reduce((n, s) => n + s[0].length, 0);
+    const threads = Math.min(this.threads, Math.max(1, Math.floor(total / this.workerMinElements)));
+    try {
+      if (threads <= 1) {
+        await this.inProcess(k, dtype, live.map(segmentOf), c);
+        return;
       }
-      pending = { run, set, start, end };
-    }
-    if (pending) {
-      await pending.run;
-      copyOut(pending.set, pending.start, pending.end);
+      // contiguous ranges of the shared stream, one per worker; this thread meanwhile steps the other
+      // arrays. (Measured: this thread taking a range too made the step slower, not faster: its runs
+      // go through the event loop, and the workers' halves took as long as the whole on one thread.)
+      const team = (this.team ??= new OnnxWorkerTeam(this.options));
+      const per = Math.ceil(total / threads);
+      const jobs = [];
+      for (let t = 0; t < threads; t++) {
+        jobs.push(team.run(t, {
+          key: `${kind}/${dtype}`, model: k.model, segments: shared, start: t * per, end: Math.min(total, (t + 1) * per),
+          chunk: this.chunk, type: ORT_TYPE[dtype], scalarType: k.scalarType, coefficients: coefficientValues(k, c), outputs: OUTPUTS,
+        }));
+      }
+      jobs.forEach((j) => j.catch(() => {})); // awaited below, after this thread's part
+      if (own.length > 0) await this.inProcess(k, dtype, own, c);
+      const runs = await Promise.all(jobs);
+      this.workerRuns += runs.reduce((x, y) => x + y, 0);
+    } catch (e) {
+      throw new BackendError(`onnx backend, step ${kind} (${where}): onnxruntime failed: ${(e as Error).message}`);
     }
   }
 
@@ -168,8 +198,11 @@ export class OnnxBackend implements Backend {
     return this.helpers.scatterRows(rows, shape);
   }
 
-  /** Releases every onnxruntime session this backend created. */
+  /** Releases every onnxruntime session this backend created and stops its worker threads. */
   async dispose(): Promise<void> {
+    const team = this.team;
+    this.team = null;
+    await team?.terminate();
     const kernels = [...this.kernels.values()];
     this.kernels.clear();
     for (const k of kernels) await (await k.catch(() => null))?.session.release();
@@ -198,7 +231,7 @@ export class OnnxBackend implements Backend {
   private async compile(kind: KernelKind, dtype: FloatDType): Promise<Kernel> {
     const graph = buildKernelGraph(kind, dtype);
     const session = await createSession(graph.model, `the ${kind} ${dtype} step graph`, this.options);
-    return { kind, session, coefficients: graph.coefficients, scalarType: dtype === 'float64' ? 'float64' : 'float32' };
+    return { kind, session, coefficients: graph.coefficients, scalarType: dtype === 'float64' ? 'float64' : 'float32', model: graph.model };
   }
 
   /**
@@ -207,16 +240,29 @@ export class OnnxBackend implements Backend {
    */
   private coefficientFeeds(k: Kernel, c: NadamCoefficients): Record<string, OrtTensor> {
     const feeds: Record<string, OrtTensor> = {};
-    const values = c as unknown as Record<string, number>;
-    for (const name of k.coefficients) {
-      const data = k.scalarType === 'float64' ? Float64Array.of(values[name]!) : Float32Array.of(values[name]!);
-      feeds[name] = new this.ort.Tensor(k.scalarType, data, []);
+    for (const [name, value] of Object.entries(coefficientValues(k, c))) {
+      feeds[name] = new this.ort.Tensor(k.scalarType, k.scalarType === 'float64' ? Float64Array.of(value) : Float32Array.of(value), []);
     }
     return feeds;
   }
 
-  private view(t: FloatTensor, start: number, end: number): OrtTensor {
-    return new this.ort.Tensor(ORT_TYPE[t.dtype], (t.data as Float32Array).subarray(start, end), [end - start]);
+  /** Runs elements [start, end) of the stream of `segments` on this thread, one step at a time. */
+  private async inProcess(k: Kernel, dtype: FloatDType, segments: readonly Segment[], c: NadamCoefficients, start = 0, end = Infinity): Promise<void> {
+    const total = segments.reduce((n, s) => n + s[0].length, 0);
+    const job = { segments, start, end: Math.min(end, total), chunk: this.chunk, type: ORT_TYPE[dtype], coefficients: this.coefficientFeeds(k, c), outputs: OUTPUTS };
+    const run = this.lock.then(() => runWindows(this.ort as unknown as WindowRuntime, k.session, this.windowBuffers(dtype), job));
+    this.lock = run.then(() => {}, () => {});
+    this.windowRuns += await run;
+  }
+
+  private windowBuffers(dtype: FloatDType): WindowBuffers {
+    let b = this.buffers.get(dtype);
+    if (!b) {
+      const arrays = [0, 1, 2, 3].map(() => newData(dtype, this.chunk));
+      b = { arrays, tensors: arrays.map((a) => new this.ort.Tensor(ORT_TYPE[dtype], a as Float32Array, [this.chunk])) };
+      this.buffers.set(dtype, b);
+    }
+    return b;
   }
 
   /**
@@ -234,7 +280,13 @@ export class OnnxBackend implements Backend {
   }
 }
 
-type TypedArray = Float32Array | Float64Array | Uint16Array;
+type TypedArray = FloatStorage;
+
+/** The values of a kernel's coefficient inputs, by input name. */
+function coefficientValues(k: Kernel, c: NadamCoefficients): Record<string, number> {
+  const values = c as unknown as Record<string, number>;
+  return Object.fromEntries(k.coefficients.map((name) => [name, values[name]!]));
+}
 
 /** Whether an array lives in a SharedArrayBuffer (the managed memory), which onnxruntime-node cannot take. */
 function isShared(data: ArrayBufferView): boolean {

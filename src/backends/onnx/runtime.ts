@@ -46,19 +46,29 @@ export interface OnnxSessionOptions {
   readonly allowSpinning?: boolean;
 }
 
+/** The InferenceSession options kerasopt uses for `o` (plain data: the onnx worker threads get the same). */
+export function sessionOptions(o: OnnxSessionOptions = {}): Ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: ['cpu'],
+    executionMode: 'sequential',
+    graphOptimizationLevel: o.graphOptimizationLevel ?? 'disabled',
+    intraOpNumThreads: o.intraOpNumThreads ?? 1,
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: o.allowSpinning ? '1' : '0' } } },
+  };
+}
+
 /** Creates a CPU session for `model`, turning any onnxruntime failure into a BackendError naming `what`. */
 export async function createSession(model: Uint8Array, what: string, o: OnnxSessionOptions = {}): Promise<OrtSession> {
   const ort = loadOnnxRuntime();
   try {
-    return await ort.InferenceSession.create(model, {
-      executionProviders: ['cpu'],
-      executionMode: 'sequential',
-      graphOptimizationLevel: o.graphOptimizationLevel ?? 'disabled',
-      intraOpNumThreads: o.intraOpNumThreads ?? 1,
-      logSeverityLevel: 3,
-      extra: { session: { intra_op: { allow_spinning: o.allowSpinning ? '1' : '0' } } },
-    });
+    return await ort.InferenceSession.create(model, sessionOptions(o));
   } catch (e) {
     throw new BackendError(`onnxruntime cannot load ${what}: ${(e as Error).message}`);
   }
+}
+
+/** Where onnxruntime-node's entry point is (the onnx worker threads require it from there). */
+export function onnxRuntimePath(): string {
+  return createRequire(import.meta.url).resolve('onnxruntime-node');
 }

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { BackendError } from '../../errors.js';
+import { moduleWorkerUrl } from '../workerSource.js';
 import { sharedPool, type SharedFloatPool } from '../../tensor/pool.js';
 
 /*
@@ -55,7 +56,7 @@ export const MAX_BLOCKS = INDEX_MASK;
  * late worker can never pair one job's block with another job's arguments.
  */
 const WORKER_SOURCE = `
-const { workerData, receiveMessageOnPort } = require('node:worker_threads');
+import { workerData, receiveMessageOnPort } from 'node:worker_threads';
 const { memory, control, port, index } = workerData;
 const ctl = new Int32Array(control, 0, ${CONTROL_INTS});
 const f64 = new Float64Array(control, ${F64_AT});
@@ -156,8 +157,7 @@ export class ThreadTeam {
     while (this.slots.length < Math.min(count, MAX_WORKERS)) {
       const index = this.slots.length;
       const { port1, port2 } = new MessageChannel();
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
+      const worker = new Worker(moduleWorkerUrl(WORKER_SOURCE), {
         workerData: { memory: this.pool.memory, control: this.control, port: port2, index },
         transferList: [port2],
       });

@@ -1,4 +1,4 @@
-import type { Backend, NadamState } from '../../backends/backend.js';
+import type { Backend, DenseStep, NadamCoefficients, NadamState } from '../../backends/backend.js';
 import { HyperparameterError, KerasValueError } from '../../errors.js';
 import { arith } from '../../tensor/arith.js';
 import type { FloatDType } from '../../tensor/dtype.js';
@@ -244,11 +244,10 @@ export class Nadam extends Optimizer {
     }
     const own = byDtype.get(schedule.dtype as FloatDType);
     if (own) schedule.value.set(0, own.msNew);
-    for (const item of items) {
-      const { c } = byDtype.get(item.variable.dtype)!;
-      const state = this.stateOf(item.variable);
-      if (item.rows) yield* settle(this.backend.nadamSparse(state, item.rows, c));
-      else yield* settle(this.backend.nadamDense(state, item.dense!, c));
+    for (const [dtype, { c }] of byDtype) {
+      const mine = items.filter((x) => x.variable.dtype === dtype);
+      for (const item of mine) if (item.rows) yield* settle(this.backend.nadamSparse(this.stateOf(item.variable), item.rows, c));
+      yield* this.denseSteps(mine.filter((x) => !x.rows).map((x) => ({ state: this.stateOf(x.variable), grad: x.dense! })), c);
     }
   }
 
@@ -258,11 +257,12 @@ export class Nadam extends Optimizer {
     const uProduct = nextUProduct(arith(schedule.dtype as FloatDType), schedule.value.get(0), h.beta_1, this.iterations);
     schedule.value.set(0, uProduct);
     const lr = this.stored('learning_rate', this.learningRateValue());
-    for (const item of items) {
-      const c = keras3Coefficients(arith(item.variable.dtype), {
+    for (const dtype of new Set(items.map((x) => x.variable.dtype))) {
+      const c = keras3Coefficients(arith(dtype), {
         lr, beta_1: h.beta_1, beta_2: h.beta_2, epsilon: h.epsilon, iterations: this.iterations, uProduct,
       });
-      yield* settle(this.backend.nadamDense(this.stateOf(item.variable), item.dense!, c));
+      const mine = items.filter((x) => x.variable.dtype === dtype);
+      yield* this.denseSteps(mine.map((x) => ({ state: this.stateOf(x.variable), grad: x.dense! })), c);
     }
   }
 
@@ -284,12 +284,20 @@ export class Nadam extends Optimizer {
     schedule.value.set(0, uProduct);
     const lr = this.stored('learning_rate', this.learningRateValue());
     const inputs = { lr, beta_1: h.beta_1, beta_2: h.beta_2, epsilon: h.epsilon, iterations: this.iterations, uProduct };
+    const dense = items.filter((x) => !x.rows).map((x) => ({ state: this.stateOf(x.variable), grad: x.dense! }));
+    yield* this.denseSteps(dense, tfKerasNewCoefficients(arith(dtype), inputs, false));
+    const cSparse = tfKerasNewCoefficients(arith(dtype), inputs, true);
     for (const item of items) {
-      const state = this.stateOf(item.variable);
-      const c = tfKerasNewCoefficients(arith(dtype), inputs, item.rows !== undefined);
-      const grad = item.rows ? yield* settle(this.backend.scatterRows(item.rows, item.variable.shape)) : item.dense!;
-      yield* settle(this.backend.nadamDense(state, grad, c));
+      // one at a time: each sparse gradient is made dense only for its own step
+      if (item.rows) yield* this.denseSteps([{ state: this.stateOf(item.variable), grad: yield* settle(this.backend.scatterRows(item.rows, item.variable.shape)) }], cSparse);
     }
+  }
+
+  /** Dense steps sharing `c`: one backend call when the backend batches (onnx), else one per variable. */
+  private *denseSteps(steps: readonly DenseStep[], c: NadamCoefficients): Flow<void> {
+    if (steps.length === 0) return;
+    if (this.backend.nadamDenseBatch) yield* settle(this.backend.nadamDenseBatch(steps, c));
+    else for (const x of steps) yield* settle(this.backend.nadamDense(x.state, x.grad, c));
   }
 
   private stateOf(variable: Variable<FloatDType>): NadamState {
