@@ -235,11 +235,15 @@ export function poolSettings(): Readonly<Required<PoolOptions>> {
   return { ...settings };
 }
 
+let spills = 0;
+
 /** A zero-filled float32 array of `n` elements: in the managed memory when it applies, else ordinary. */
 export function allocateFloat32(n: number): Float32Array {
   if (settings.enabled && n >= settings.minElements && n > 0) {
-    const a = sharedPool()?.float32(n);
+    const pool = sharedPool();
+    const a = pool?.float32(n);
     if (a) return a;
+    if (pool) spills++;
   }
   return new Float32Array(n);
 }
@@ -247,10 +251,27 @@ export function allocateFloat32(n: number): Float32Array {
 /** A zero-filled float64 array of `n` elements: in the managed memory when it applies, else ordinary. */
 export function allocateFloat64(n: number): Float64Array {
   if (settings.enabled && n >= settings.minElements && n > 0) {
-    const a = sharedPool()?.float64(n);
+    const pool = sharedPool();
+    const a = pool?.float64(n);
     if (a) return a;
+    if (pool) spills++;
   }
   return new Float64Array(n);
+}
+
+/** What the managed memory holds now, and how many tensors went to ordinary arrays because it was full. */
+export interface PoolStats {
+  /** Bytes handed out and not yet collected. */
+  readonly liveBytes: number;
+  /** Bytes the memory spans now (it grows up to maximumPages x 64 KiB). */
+  readonly byteLength: number;
+  /** Allocations that fell back to ordinary arrays because the memory was full, since the process started. */
+  readonly spills: number;
+}
+
+export function poolStats(): PoolStats {
+  const pool = existingPool();
+  return { liveBytes: pool?.liveBytes ?? 0, byteLength: pool?.byteLength ?? 0, spills };
 }
 
 /** Whether `array` lives in the managed memory. */
