@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { compileKernel, type KernelSource } from '../src/backends/typed/codegen.js';
 import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS_NEW } from '../src/backends/typed/kernels.js';
@@ -205,6 +207,24 @@ describe('the managed memory', () => {
     const zeroed = pool.allocateBlock(8192)!;
     expect(new Uint8Array(pool.currentBuffer, zeroed.start, 8192).every((x) => x === 0)).toBe(true);
     expect(pool.float32(64 * 65536)).toBeNull(); // beyond the maximum: callers fall back to ordinary arrays
+  });
+
+  test('poolStats counts the tensors that went to ordinary arrays because the memory was full', () => {
+    // a process of its own, with a managed memory of 80 pages (5 MiB): 4 tensors of 1 MiB fit, the rest spill
+    const script = `
+      import { poolStats, inSharedPool, Tensor } from ${JSON.stringify(fileURLToPath(new URL('../dist/src/index.js', import.meta.url)))};
+      const kept = [];
+      for (let i = 0; i < 8; i++) kept.push(Tensor.zeros('float32', [262144]));
+      const s = poolStats();
+      console.log(JSON.stringify({ inPool: kept.filter((t) => inSharedPool(t.data)).length, ...s }));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, KERASOPT_POOL_PAGES: '80' } });
+    expect(r.stderr).toBe('');
+    const s = JSON.parse(r.stdout) as { inPool: number; liveBytes: number; byteLength: number; spills: number };
+    expect(s.inPool).toBe(4);
+    expect(s.spills).toBe(4);
+    expect(s.liveBytes).toBe(4 * 262144 * 4);
+    expect(s.byteLength).toBeLessThanOrEqual(80 * 65536);
   });
 
   test('thread settings are validated', () => {
