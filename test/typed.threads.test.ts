@@ -112,6 +112,42 @@ describe('the default path and worker threads give the bits of the single-thread
   }
 });
 
+describe('a step of many variables is one threaded job', () => {
+  const SIZES = [1, 3, 63, 64, 65, 1003, 4096, 4099, 40_000, 7, 131_075];
+
+  /** Steps variables of SIZES (or the given placement), returning bits of all weights after each step. */
+  function many(flavour: Flavour, dtype: 'float32' | 'float64', threads: number, outside: number[] = []): string[][] {
+    configurePool({ minElements: 0 });
+    configureThreads({ threads, minElements: 1000 });
+    try {
+      const vars = SIZES.map((n, k) => new Variable(tensor(values(n, 31 + k, 2, true), dtype, [n], outside.includes(k) ? 'outside' : 'inside'), { name: `w${k}` }));
+      const opt = new Nadam({ flavour, learning_rate: 0.01 });
+      const trace: string[][] = [];
+      for (let s = 0; s < 3; s++) {
+        const before = threadedJobs();
+        opt.applyGradientsSync(vars.map((v, k) => [tensor(values(v.value.size, 100 * s + k, 0.1, s === 1), dtype, [v.value.size], 'inside'), v] as const));
+        if (threads > 1 && outside.length === 0) expect(threadedJobs() - before, 'threaded jobs in one step').toBe(1);
+        trace.push(...opt.getWeights().map(bits));
+      }
+      return trace;
+    } finally {
+      configurePool({ minElements: 4096 });
+      configureThreads({ threads: 2, minElements: 1 << 17 });
+    }
+  }
+
+  for (const flavour of ['tf-keras', 'keras3', 'tf-keras-new'] as const) {
+    for (const dtype of ['float32', 'float64'] as const) {
+      test(`${flavour} ${dtype}: ${SIZES.length} variables (1 to 131075 elements) on 2 threads in one job, the bits of one thread`, () => {
+        const expected = many(flavour, dtype, 1);
+        expect(many(flavour, dtype, 2)).toEqual(expected);
+        // a variable outside the managed memory: every variable is stepped on its own, same bits
+        expect(many(flavour, dtype, 2, [5])).toEqual(expected);
+      });
+    }
+  }
+});
+
 /** Bits of each element, with every NaN mapped to one marker (wasm and JS may differ in NaN payload). */
 function bitsOf(a: Float32Array | Float64Array): string[] {
   const copy = a.slice();

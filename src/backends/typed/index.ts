@@ -1,8 +1,9 @@
 import { arith } from '../../tensor/arith.js';
 import type { FloatDType } from '../../tensor/dtype.js';
 import { Tensor, type FloatTensor } from '../../tensor/tensor.js';
-import type { Backend, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
-import { compileKernel } from './codegen.js';
+import type { Backend, DenseStep, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
+import { compileKernel, type CompiledKernel } from './codegen.js';
+import type { ManyCall } from './simd.js';
 export { Float32Arena } from './arena.js';
 import {
   CLIP_BY_VALUE,
@@ -13,6 +14,22 @@ import {
   SCALE_DIV,
   SUM_OF_SQUARES,
 } from './kernels.js';
+
+type FloatArray = Float32Array | Float64Array;
+
+/** The dense kernel for `c`'s flavour and its scalar arguments, in the kernel's parameter order. */
+function denseKernel(dtype: FloatDType, c: NadamCoefficients): { kernel: CompiledKernel; scalars: number[] } {
+  if (c.kind === 'tf-keras') {
+    return {
+      kernel: compileKernel(NADAM_DENSE_TF_KERAS, dtype),
+      scalars: [c.lr, c.beta1, c.beta2, c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1, c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon],
+    };
+  }
+  return {
+    kernel: compileKernel(c.moments === 'decay-then-scatter' ? NADAM_SPARSE_TF_KERAS_NEW : NADAM_DENSE_KERAS3, dtype),
+    scalars: [c.lr, c.oneMinusBeta1, c.oneMinusBeta2, c.uT1, c.oneMinusUT, c.oneMinusUProduct, c.oneMinusUProductNext, c.oneMinusBeta2Power, c.epsilon],
+  };
+}
 
 /** Elements per row for a tensor indexed by its first dimension. */
 function rowSize(shape: readonly number[]): number {
@@ -33,16 +50,24 @@ export class TypedArrayBackend implements Backend {
 
   nadamDense(state: NadamState, grad: FloatTensor, c: NadamCoefficients): void {
     const { variable: w, m, v } = state;
-    if (c.kind === 'tf-keras') {
-      compileKernel(NADAM_DENSE_TF_KERAS, w.dtype)(w.data, m.data, v.data, grad.data, w.size,
-        c.lr, c.beta1, c.beta2, c.oneMinusBeta1, c.oneMinusBeta2, c.oneMinusMuT, c.muT1,
-        c.oneMinusMsNew, c.oneMinusMsNext, c.vDenominator, c.epsilon);
-    } else {
-      const source = c.moments === 'decay-then-scatter' ? NADAM_SPARSE_TF_KERAS_NEW : NADAM_DENSE_KERAS3;
-      compileKernel(source, w.dtype)(w.data, m.data, v.data, grad.data, w.size,
-        c.lr, c.oneMinusBeta1, c.oneMinusBeta2, c.uT1, c.oneMinusUT, c.oneMinusUProduct,
-        c.oneMinusUProductNext, c.oneMinusBeta2Power, c.epsilon);
-    }
+    const { kernel, scalars } = denseKernel(w.dtype, c);
+    kernel(w.data, m.data, v.data, grad.data, w.size, ...scalars);
+  }
+
+  /**
+   * Every dense variable of a step (one dtype, shared `c`) as one job: in the managed memory with
+   * threads on, the variables' blocks are shared out among the threads together, so that a step of
+   * many variables each below the thread threshold still uses every core. Otherwise, one call each.
+   */
+  nadamDenseBatch(items: readonly DenseStep[], c: NadamCoefficients): void {
+    if (items.length === 0) return;
+    const dtype = items[0]!.state.variable.dtype;
+    const { kernel, scalars } = denseKernel(dtype, c);
+    const many = (kernel as { many?: (calls: readonly ManyCall[], scalars: readonly number[]) => boolean }).many;
+    const calls = items.map(({ state, grad }) => ({ arrays: [state.variable.data, state.m.data, state.v.data, grad.data] as FloatArray[], n: state.variable.size }));
+    const sameShapes = items.every(({ state, grad }) => state.variable.dtype === dtype && [state.m, state.v, grad].every((t) => t.dtype === dtype && t.size === state.variable.size));
+    if (items.length > 1 && many && sameShapes && many(calls, scalars)) return;
+    for (const { state, grad } of items) this.nadamDense(state, grad, c);
   }
 
   nadamSparse(state: NadamState, rows: UniqueRows, c: TfKerasNadamCoefficients): void {

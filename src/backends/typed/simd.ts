@@ -410,6 +410,64 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
     }
     return undefined;
   };
+  /**
+   * One threaded job over many calls' arrays (a step's variables): each call's vector part is cut
+   * into blocks listed in a table in the managed memory, which this thread and the workers claim
+   * block by block; the n % lanes tails then run here on the plain kernel. Only when threads apply and
+   * every array is in the managed memory (false: nothing was run, call the kernel per call instead).
+   */
+  const many = (calls: readonly ManyCall[], scalarValues: readonly number[]): boolean => {
+    const pool = existingPool();
+    const { threads, minElements } = threadSettings();
+    if (!pool || threads < 2 || scalarValues.length !== scalarAt.length) return false;
+    if (B === 4 && scalarValues.some((x) => Math.fround(x) !== x && x === x)) return false;
+    let total = 0;
+    let rows = 0;
+    const blockElements = BLOCK_ELEMENTS;
+    for (const { arrays, n } of calls) {
+      if (arrays.length !== arrayNames.length || arrays.some((a) => a.length < n || !pool.holds(a)) || overlapping(arrays)) return false;
+      total += n;
+      rows += Math.ceil((n - (n % perVector)) / blockElements);
+    }
+    if (total < minElements || rows === 0 || rows > MAX_BLOCKS) return false;
+    const site = sharedSite(pool);
+    const team = threadTeam();
+    if (!site?.shared || !team) return false;
+    team.ensure(threads - 1);
+    const width = arrayNames.length + 1;
+    const block = pool.allocateBlock(rows * width * 8);
+    if (!block) return false;
+    try {
+      const table = new Float64Array(pool.currentBuffer as unknown as ArrayBuffer, block.start, rows * width);
+      let row = 0;
+      for (const { arrays, n } of calls) {
+        const end = n - (n % perVector);
+        for (let start = 0; start < end; start += blockElements, row++) {
+          for (let k = 0; k < arrays.length; k++) table[row * width + k] = arrays[k]!.byteOffset + start * B;
+          table[row * width + arrays.length] = Math.min(blockElements, end - start) * B;
+        }
+      }
+      team.runRows(site.shared, site.run, table, block.start, rows, arrayNames.length, scalarValues);
+    } finally {
+      pool.releaseBlock(block);
+    }
+    const tail = new Array<unknown>(source.params.length);
+    scalarAt.forEach((k, s) => (tail[k] = scalarValues[s]));
+    for (const { arrays, n } of calls) {
+      const end = n - (n % perVector);
+      if (end === n) continue;
+      arrayAt.forEach((k, j) => (tail[k] = arrays[j]!.subarray(end)));
+      tail[nAt] = n - end;
+      scalar(...tail);
+    }
+    return true;
+  };
   Object.defineProperty(kernel, 'name', { value: `${source.name}${B === 4 ? 'F32x4' : 'F64x2'}` });
-  return kernel;
+  return Object.assign(kernel, { many });
+}
+
+/** One call of a kernel in a `many` job: its float arrays (in the source's order) and its length. */
+export interface ManyCall {
+  readonly arrays: readonly FloatArray[];
+  readonly n: number;
 }

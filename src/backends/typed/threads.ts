@@ -40,6 +40,8 @@ const ARRAYS_AT = 0;
 const SCALARS_AT = 16;
 const BLOCK_BYTES = 60;
 const END_BYTES = 61;
+/** Byte address of a block table in the managed memory (0: blocks are slices of one range). */
+const TABLE_AT = 62;
 const CONTROL_BYTES = F64_AT + 64 * 8;
 /** Claim word layout: 15 bits of job tag, 16 bits of block index. */
 const TAG_SHIFT = 16;
@@ -69,7 +71,8 @@ for (;;) {
   seen = Atomics.load(ctl, ${SEQ});
   const tag = seen & ${TAG_MASK};
   const id = ctl[${KERNEL}], na = ctl[${N_ARRAYS}], ns = ctl[${N_SCALARS}], total = ctl[${TOTAL}];
-  const blockBytes = f64[${BLOCK_BYTES}], endBytes = f64[${END_BYTES}];
+  const blockBytes = f64[${BLOCK_BYTES}], endBytes = f64[${END_BYTES}], tableAt = f64[${TABLE_AT}];
+  const table = tableAt > 0 ? new Float64Array(memory.buffer) : null;
   args.length = 0;
   for (let k = 0; k < na; k++) args.push(f64[${ARRAYS_AT} + k]);
   args.push(0);
@@ -95,9 +98,14 @@ for (;;) {
       continue;
     }
     if (Atomics.compareExchange(ctl, ${CLAIM}, cur, cur + 1) !== cur) continue;
-    const from = (cur & ${INDEX_MASK}) * blockBytes;
-    for (let k = 0; k < na; k++) args[k] = f64[${ARRAYS_AT} + k] + from;
-    args[na] = Math.min(blockBytes, endBytes - from);
+    if (table) {
+      const row = tableAt / 8 + (cur & ${INDEX_MASK}) * (na + 1);
+      for (let k = 0; k <= na; k++) args[k] = table[row + k];
+    } else {
+      const from = (cur & ${INDEX_MASK}) * blockBytes;
+      for (let k = 0; k < na; k++) args[k] = f64[${ARRAYS_AT} + k] + from;
+      args[na] = Math.min(blockBytes, endBytes - from);
+    }
     try {
       run(...args);
     } catch (e) {
@@ -196,8 +204,38 @@ export class ThreadTeam {
    * workers already run the staged ones; this thread joins in once everything is staged.
    */
   runBlocks(module: object, run: (...args: number[]) => void, bases: readonly number[], scalars: readonly number[], blockBytes: number, endBytes: number, stage?: (fromBytes: number, toBytes: number) => void): void {
-    if (this.busy) throw new BackendError('a threaded kernel is already running (kernels are not re-entrant)');
     const total = Math.ceil(endBytes / blockBytes);
+    const args = [...bases, 0, ...scalars];
+    const na = bases.length;
+    this.dispatch(module, run, total, bases, scalars, { blockBytes, endBytes, tableAt: 0 }, (index) => {
+      const from = index * blockBytes;
+      for (let k = 0; k < na; k++) args[k] = bases[k]! + from;
+      args[na] = Math.min(blockBytes, endBytes - from);
+      return args;
+    }, stage);
+  }
+
+  /**
+   * Runs `run` once per row of `table` (in the managed memory, at byte address `tableAt`): each row
+   * holds `arrays` byte addresses and a length in bytes, followed by `scalars` for every row. This is
+   * how the blocks of many variables make one job (a step's variables, each cut into blocks).
+   */
+  runRows(module: object, run: (...args: number[]) => void, table: Float64Array, tableAt: number, rows: number, arrays: number, scalars: readonly number[]): void {
+    const args = [...new Array<number>(arrays + 1).fill(0), ...scalars];
+    this.dispatch(module, run, rows, new Array<number>(arrays).fill(0), scalars, { blockBytes: 0, endBytes: 0, tableAt }, (index) => {
+      const row = index * (arrays + 1);
+      for (let k = 0; k <= arrays; k++) args[k] = table[row + k]!;
+      return args;
+    });
+  }
+
+  /**
+   * Publishes a job of `total` blocks and runs blocks on this thread (`argsOf(index)` gives a block's
+   * arguments) until none is left, then waits for the workers' blocks.
+   */
+  private dispatch(module: object, run: (...args: number[]) => void, total: number, bases: readonly number[], scalars: readonly number[],
+    layout: { blockBytes: number; endBytes: number; tableAt: number }, argsOf: (index: number) => number[], stage?: (fromBytes: number, toBytes: number) => void): void {
+    if (this.busy) throw new BackendError('a threaded kernel is already running (kernels are not re-entrant)');
     if (total > MAX_BLOCKS) throw new BackendError(`too many blocks (${total})`);
     const id = this.kernelId(module);
     const { ctl, f64 } = this;
@@ -212,8 +250,9 @@ export class ThreadTeam {
       ctl[TOTAL] = total;
       for (let k = 0; k < bases.length; k++) f64[ARRAYS_AT + k] = bases[k]!;
       for (let k = 0; k < scalars.length; k++) f64[SCALARS_AT + k] = scalars[k]!;
-      f64[BLOCK_BYTES] = blockBytes;
-      f64[END_BYTES] = endBytes;
+      f64[BLOCK_BYTES] = layout.blockBytes;
+      f64[END_BYTES] = layout.endBytes;
+      f64[TABLE_AT] = layout.tableAt;
       Atomics.store(ctl, DONE_BLOCKS, 0);
       Atomics.store(ctl, LIMIT, stage ? 0 : total);
       Atomics.store(ctl, CLAIM, seq << TAG_SHIFT);
@@ -222,21 +261,16 @@ export class ThreadTeam {
       jobs++;
       if (stage) {
         for (let b = 0; b < total; b++) {
-          stage(b * blockBytes, Math.min(endBytes, (b + 1) * blockBytes));
+          stage(b * layout.blockBytes, Math.min(layout.endBytes, (b + 1) * layout.blockBytes));
           Atomics.store(ctl, LIMIT, b + 1);
           Atomics.notify(ctl, LIMIT);
         }
       }
-      const args = [...bases, 0, ...scalars];
-      const na = bases.length;
       for (;;) {
         const cur = Atomics.load(ctl, CLAIM);
         if ((cur & INDEX_MASK) >= total) break;
         if (Atomics.compareExchange(ctl, CLAIM, cur, cur + 1) !== cur) continue;
-        const from = (cur & INDEX_MASK) * blockBytes;
-        for (let k = 0; k < na; k++) args[k] = bases[k]! + from;
-        args[na] = Math.min(blockBytes, endBytes - from);
-        run(...args);
+        run(...argsOf(cur & INDEX_MASK));
         Atomics.add(ctl, DONE_BLOCKS, 1);
       }
       for (;;) {
