@@ -40,4 +40,72 @@ describe('float16 emulation', () => {
     const mismatches = xs.filter((x, i) => toHalfBits(x) !== out[i]);
     expect(mismatches.slice(0, 5)).toEqual([]);
   });
+
+  test('the table-and-magic-constant rounding equals the definition (quantum, floor, ties to even) on ties, neighbours and 1M random doubles', () => {
+    const xs: number[] = [0, -0, Infinity, -Infinity, NaN, 5e-324, -5e-324, 2 ** -1022, 65504, 65519.999, 65520, 65536, 1e300, -1e-300];
+    for (let bits = 0; bits < 0x7bff; bits++) {
+      const lo = definitionDecode(bits);
+      const hi = definitionDecode(bits + 1);
+      const mid = (lo + hi) / 2; // exact: a tie
+      for (const x of [mid, nextUp(mid), nextDown(mid), lo, hi]) xs.push(x, -x);
+    }
+    let seed = 99;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 1_000_000; i++) xs.push((rand() < 0.5 ? -1 : 1) * 2 ** (Math.floor(rand() * 60) - 42) * (1 + rand()));
+    const bad = xs.filter((x) => !Object.is(roundToHalf(x), definitionRound(x)) || toHalfBits(x) !== definitionBits(x));
+    expect(bad.slice(0, 5)).toEqual([]);
+    for (let bits = 0; bits < 0x10000; bits++) if (!Object.is(fromHalfBits(bits), definitionDecode(bits))) expect(bits).toBe(-1);
+  });
 });
+
+// The definitions the fast code replaced, kept as the reference: the quantum by Math.pow, floor, and ties to even.
+function definitionRound(x: number): number {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  const a = Math.abs(x);
+  if (a >= 65520) return x > 0 ? Infinity : -Infinity;
+  const e = Math.floor(Math.log2(a));
+  const exp = 2 ** e > a ? e - 1 : 2 ** (e + 1) <= a ? e + 1 : e; // log2 can be off by one near powers of two
+  const quantum = exp < -14 ? 2 ** -24 : 2 ** (exp - 10);
+  const scaled = a / quantum;
+  const floor = Math.floor(scaled);
+  const rest = scaled - floor;
+  const rounded = rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+  const result = rounded * quantum;
+  return x < 0 ? -result : result;
+}
+
+function definitionBits(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const h = definitionRound(x);
+  const sign = h < 0 || Object.is(h, -0) ? 0x8000 : 0;
+  const a = Math.abs(h);
+  if (a === Infinity) return sign | 0x7c00;
+  if (a === 0) return sign;
+  if (a < 2 ** -14) return sign | (a / 2 ** -24);
+  const e = Math.round(Math.log2(a) - 0.5 + 1e-9);
+  const exp = 2 ** e > a ? e - 1 : 2 ** (e + 1) <= a ? e + 1 : e;
+  return sign | ((exp + 15) << 10) | (a / 2 ** (exp - 10) - 1024);
+}
+
+function definitionDecode(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >>> 10) & 0x1f;
+  const mant = bits & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1024 + mant) * 2 ** (exp - 25);
+}
+
+function nextUp(x: number): number {
+  const b = new Float64Array([x]);
+  const u = new BigInt64Array(b.buffer);
+  u[0] = u[0]! + (x >= 0 ? 1n : -1n);
+  return b[0]!;
+}
+
+function nextDown(x: number): number {
+  const b = new Float64Array([x]);
+  const u = new BigInt64Array(b.buffer);
+  u[0] = u[0]! + (x > 0 ? -1n : 1n);
+  return b[0]!;
+}

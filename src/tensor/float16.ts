@@ -11,45 +11,59 @@ const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
 const HIGH = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
 
-/** Unbiased binary exponent of a finite non-zero double (floor(log2|x|)). */
+/** Unbiased binary exponent of a finite non-zero double (floor(log2|x|)); -1023 for double subnormals. */
 function exponentOf(x: number): number {
   f64[0] = x;
-  const e = ((u32[HIGH]! >>> 20) & 0x7ff) - 1023;
-  return e === -1023 ? -1023 : e; // double subnormals only matter as "far below half's range"
+  return ((u32[HIGH]! >>> 20) & 0x7ff) - 1023; // double subnormals only matter as "far below half's range"
 }
+
+/** POW2[k + 1075] = 2^k for every k a double can hold (powers by table: Math.pow per element is slow). */
+const POW2 = new Float64Array(2100);
+for (let k = -1074; k <= 1023; k++) POW2[k + 1075] = 2 ** k;
 
 const HALF_MAX_PLUS_HALF_ULP = 65520; // ties to even above 65504 round to 65536, which overflows
 
-/** Rounds a double to the nearest half value (ties to even), returned as a double. */
+/**
+ * Rounds a double to the nearest half value (ties to even), returned as a double. The quantum of
+ * half at |x|'s exponent e (2^(max(e, -14) - 10)) is the ulp of c = 2^(max(e, -14) + 42), and |x| < c:
+ * so |x| + c, rounded by the FPU to nearest-even, is |x| rounded to that quantum, plus c (exactly).
+ */
 export function roundToHalf(x: number): number {
-  if (x === 0 || !Number.isFinite(x)) return x;
   const a = Math.abs(x);
   if (a >= HALF_MAX_PLUS_HALF_ULP) return x > 0 ? Infinity : -Infinity;
+  if (a === 0 || a !== a) return x; // signed zeros and NaN
   const e = exponentOf(a);
-  const quantum = e < -14 ? 2 ** -24 : 2 ** (e - 10);
-  const scaled = a / quantum; // exact: division by a power of two
-  const floor = Math.floor(scaled);
-  const rest = scaled - floor;
-  const rounded = rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
-  const result = rounded * quantum;
-  return x < 0 ? -result : result;
+  const c = POW2[(e < -14 ? -14 : e) + 42 + 1075]!;
+  const r = a + c - c;
+  return x < 0 ? -r : r;
 }
 
 /** The 16-bit pattern of a double, rounded to half first. */
 export function toHalfBits(x: number): number {
-  if (Number.isNaN(x)) return 0x7e00;
+  if (x !== x) return 0x7e00;
   const h = roundToHalf(x);
   const sign = h < 0 || Object.is(h, -0) ? 0x8000 : 0;
   const a = Math.abs(h);
   if (a === Infinity) return sign | 0x7c00;
   if (a === 0) return sign;
-  if (a < 2 ** -14) return sign | (a / 2 ** -24);
+  if (a < 2 ** -14) return sign | (a * 2 ** 24);
   const e = exponentOf(a);
-  return sign | ((e + 15) << 10) | (a / 2 ** (e - 10) - 1024);
+  return sign | ((e + 15) << 10) | (a * POW2[10 - e + 1075]! - 1024);
 }
 
-/** The double value of a 16-bit half pattern. */
+let halfValues: Float64Array | null = null;
+
+/** The double value of a 16-bit half pattern (one table of all 65536, made on first use). */
 export function fromHalfBits(bits: number): number {
+  if (!halfValues) {
+    halfValues = new Float64Array(0x10000);
+    for (let b = 0; b < 0x10000; b++) halfValues[b] = decodeHalf(b);
+  }
+  return halfValues[bits & 0xffff]!;
+}
+
+/** The double value of a 16-bit half pattern, computed from its fields. */
+function decodeHalf(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exp = (bits >>> 10) & 0x1f;
   const mant = bits & 0x3ff;
