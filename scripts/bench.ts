@@ -358,6 +358,23 @@ async function thresholdScan(o: Options): Promise<void> {
   configureThreads({ minElements: before });
 }
 
+/**
+ * float16 has no wasm kernel: it is emulated in JavaScript (doubles rounded to half after every op),
+ * on one thread. One line, at N = 1e6, as a ratio to the float32 and float64 default public API in the same rounds.
+ */
+async function float16Row(o: Options): Promise<void> {
+  const n = 1e6;
+  const rows: Row[] = (['float16', 'float32', 'float64'] as const).map((dtype) => {
+    const w = new Variable(Tensor.from(randomTensor(n, 1).data, dtype), { name: 'w' });
+    const g = Tensor.from(randomTensor(n, 1e-2).data, dtype);
+    const opt = new Nadam();
+    return { name: dtype, step: withThreads(ALL_THREADS, () => opt.applyGradientsSync([[g, w]])), times: [] };
+  });
+  const [f16, f32, f64] = await timeInterleaved(rows, 1, Math.min(o.reps, 5));
+  console.log(`\nfloat16 (emulated in JavaScript, 1 thread), default public API at N = 1e6: ${f16!.toFixed(1)} ms per step, `
+    + `${(f16! / f32!).toFixed(0)}x float32 (${f32!.toFixed(2)} ms) and ${(f16! / f64!).toFixed(0)}x float64 (${f64!.toFixed(2)} ms) on ${ALL_THREADS} threads`);
+}
+
 function copyLoop(src: Float32Array, dst: Float32Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = src[i]!;
 }
@@ -494,6 +511,7 @@ async function main(): Promise<void> {
   console.log('Goals (issue 16), each a ratio of medians measured side by side in this run:');
   for (const v of verdicts) console.log(`  ${v}`);
   for (const note of notes) console.log(`Note: ${note}`);
+  await float16Row(o);
   if (o.scan) await thresholdScan(o);
   if (o.ioBytes > 0) {
     console.log('');
