@@ -4,6 +4,7 @@ import { NADAM_DENSE_KERAS3, NADAM_DENSE_TF_KERAS, NADAM_SPARSE_TF_KERAS, NADAM_
 import { CHUNK, SIMD_MIN_ELEMENTS, simdKernel, translateToF32x4 } from '../src/backends/typed/simd.js';
 import { Float32Arena, TypedArrayBackend } from '../src/backends/typed/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { fromHalfBits, roundToHalf, toHalfBits } from '../src/tensor/float16.js';
 
 /*
  * The float32 wasm f32x4 kernels must give exactly the bits of the plain Math.fround kernels of the
@@ -198,8 +199,7 @@ describe('what the translation refuses, and the dtypes it leaves alone', () => {
     expect(translateToF32x4(SCALE_DIV)).toHaveProperty('reason');
   });
 
-  test('float16 kernels are the plain ones; float64 dense kernels get an f64x2 form with the plain one\'s bits', () => {
-    expect(compileKernel(NADAM_DENSE_TF_KERAS, 'float16')).toBe(compileKernel(NADAM_DENSE_TF_KERAS, 'float16', { simd: false }));
+  test('float64 dense kernels get an f64x2 form with the plain one\'s bits', () => {
     expect(compileKernel(NADAM_DENSE_TF_KERAS, 'float64').name).toBe('nadamDenseTfKerasF64x2');
     const n = 16384 + 37;
     const arrays = [0, 1, 2, 3].map((k) => Float64Array.from(randomFloat32(n, { positive: k === 2 })));
@@ -209,5 +209,84 @@ describe('what the translation refuses, and the dtypes it leaves alone', () => {
     compileKernel(NADAM_DENSE_TF_KERAS, 'float64', { simd: false })(...plain, n, ...scalars);
     const bits64 = (a: Float64Array) => Array.from(new BigUint64Array(a.slice().buffer), (b, i) => (Number.isNaN(a[i]) ? 'NaN' : String(b)));
     for (let k = 0; k < 3; k++) expect(bits64(arrays[k]!)).toEqual(bits64(plain[k]!));
+  });
+});
+
+describe('float16 dense kernels: wasm (f32 ops rounded to half) against the plain kernel (doubles rounded to half)', () => {
+  const SOURCES = [NADAM_DENSE_TF_KERAS, NADAM_DENSE_KERAS3, NADAM_SPARSE_TF_KERAS_NEW];
+
+  /** n half bit patterns: every 7th any pattern at all (NaN, infinities, subnormals, zeros), the rest a realistic spread. */
+  function halves(n: number, positive = false): Uint16Array {
+    const out = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const bits = i % 7 === 3 ? Math.floor(rand() * 0x10000) : toHalfBits((rand() - (positive ? 0 : 0.5)) * 2 ** Math.floor(rand() * 24 - 16));
+      out[i] = positive ? bits & 0x7fff : bits;
+    }
+    return out;
+  }
+
+  const halfScalars = (source: KernelSource) => scalarsFor(source).map((x) => roundToHalf(x));
+
+  function both(source: KernelSource, n: number, scalars: number[]) {
+    const fresh = [halves(n), halves(n), halves(n, true), halves(n)];
+    const a = fresh.map((x) => x.slice());
+    const b = fresh.map((x) => x.slice());
+    compileKernel(source, 'float16', { simd: false })(...a, n, ...scalars);
+    compileKernel(source, 'float16')(...b, n, ...scalars);
+    const bitsOfHalf = (x: Uint16Array) => Array.from(x, (h) => (Number.isNaN(fromHalfBits(h)) ? 'NaN' : String(h)));
+    return { plain: a.slice(0, 3).map(bitsOfHalf), simd: b.slice(0, 3).map(bitsOfHalf) };
+  }
+
+  test('the dense kernels get a wasm form', () => {
+    expect(compileKernel(NADAM_DENSE_TF_KERAS, 'float16').name).toBe('nadamDenseTfKerasF16x4');
+    for (const source of SOURCES) expect(compileKernel(source, 'float16')).not.toBe(compileKernel(source, 'float16', { simd: false }));
+  });
+
+  for (const source of SOURCES) {
+    test(`${source.name}: identical bits on all kinds of halves, sizes around the vector width and chunk size`, () => {
+      for (const n of [0, 1, 3, SIMD_MIN_ELEMENTS - 1, SIMD_MIN_ELEMENTS, SIMD_MIN_ELEMENTS + 3, 1001, CHUNK + 5, 2 * CHUNK + 13]) {
+        for (let trial = 0; trial < 3; trial++) {
+          const { plain, simd } = both(source, n, halfScalars(source));
+          expect(simd, `n=${n}`).toEqual(plain);
+        }
+      }
+    });
+
+    test(`${source.name}: special scalars (zero, smallest subnormal, 65504, inf, NaN, not a half) give the same bits`, () => {
+      const base = halfScalars(source);
+      for (const special of [0, -0, 2 ** -24, 65504, Infinity, NaN, 0.1 /* not a half: falls back */]) {
+        for (let k = 0; k < base.length; k++) {
+          const scalars = [...base];
+          scalars[k] = special;
+          const { plain, simd } = both(source, 203, scalars);
+          expect(simd).toEqual(plain);
+        }
+      }
+    });
+  }
+
+  test('every op at every exponent: one-op kernels on all pairs of 2000 halves spread over the range, sqrt on all 65536', () => {
+    for (const op of ['+', '-', '*', '/']) {
+      const source: KernelSource = { name: `halfOp${op === '+' ? 'Add' : op === '-' ? 'Sub' : op === '*' ? 'Mul' : 'Div'}`, params: ['X', 'Y', 'Z', 'n'], floatArrays: ['X', 'Y', 'Z'], writes: ['Z'], body: `for (let i = 0; i < n; i++) { Z[i] = R(X[i] ${op} Y[i]); }` };
+      const pick = Array.from({ length: 2000 }, (_, k) => (k * 33) & 0xffff);
+      const n = pick.length * pick.length;
+      const x = new Uint16Array(n);
+      const y = new Uint16Array(n);
+      for (let i = 0; i < pick.length; i++) for (let j = 0; j < pick.length; j++) [x[i * pick.length + j], y[i * pick.length + j]] = [pick[i]!, pick[j]!];
+      const zPlain = new Uint16Array(n);
+      const zSimd = new Uint16Array(n);
+      compileKernel(source, 'float16', { simd: false })(x, y, zPlain, n);
+      compileKernel(source, 'float16')(x, y, zSimd, n);
+      let differ = 0;
+      for (let i = 0; i < n; i++) if (zPlain[i] !== zSimd[i] && !(Number.isNaN(fromHalfBits(zPlain[i]!)) && Number.isNaN(fromHalfBits(zSimd[i]!)))) differ++;
+      expect(differ, `${op}: elements that differ out of ${n}`).toBe(0);
+    }
+    const sqrt: KernelSource = { name: 'halfSqrt', params: ['X', 'Z', 'n'], floatArrays: ['X', 'Z'], writes: ['Z'], body: 'for (let i = 0; i < n; i++) { Z[i] = R(Math.sqrt(X[i])); }' };
+    const all = Uint16Array.from({ length: 0x10000 }, (_, k) => k);
+    const [zPlain, zSimd] = [new Uint16Array(0x10000), new Uint16Array(0x10000)];
+    compileKernel(sqrt, 'float16', { simd: false })(all, zPlain, 0x10000);
+    compileKernel(sqrt, 'float16')(all, zSimd, 0x10000);
+    expect(compileKernel(sqrt, 'float16').name).toBe('halfSqrtF16x4');
+    for (let i = 0; i < 0x10000; i++) if (zPlain[i] !== zSimd[i] && !Number.isNaN(fromHalfBits(zPlain[i]!))) expect(`sqrt of ${i}: ${zSimd[i]}`).toBe(`sqrt of ${i}: ${zPlain[i]}`);
   });
 });

@@ -1,6 +1,6 @@
 import type { FloatDType } from '../../tensor/dtype.js';
 import { fromHalfBits, roundToHalf, toHalfBits } from '../../tensor/float16.js';
-import { CHUNK, F32X4, F64X2, simdKernel } from './simd.js';
+import { CHUNK, F16X4, F32X4, F64X2, simdKernel } from './simd.js';
 
 /**
  * A kernel written once as JavaScript source in which every rounding point is spelled `R(...)`.
@@ -58,16 +58,16 @@ const cache = new Map<string, CompiledKernel>();
 /**
  * The kernel compiled for `dtype` (compiled once, then cached). For float32, a dense kernel whose every
  * op is rounded on its own also gets a WebAssembly f32x4 form (see simd.ts), bit-identical to the
- * Math.fround one; for float64, an f64x2 form (IEEE double ops, as JavaScript's own); `{ simd: false }`
- * asks for the plain JavaScript kernel.
+ * Math.fround one; for float64, an f64x2 form (IEEE double ops, as JavaScript's own); for float16, an
+ * f32x4 form rounded to half after every op (half.ts); `{ simd: false }` asks for the plain JavaScript kernel.
  */
 export function compileKernel(source: KernelSource, dtype: FloatDType, options: { simd?: boolean } = {}): CompiledKernel {
-  const simd = (dtype === 'float32' || dtype === 'float64') && options.simd !== false;
+  const simd = options.simd !== false;
   const key = `${source.name}/${dtype}${simd ? '/simd' : ''}`;
   let kernel = cache.get(key);
   if (!kernel) {
     const plain = () => compileKernel(source, dtype, { simd: false });
-    if (simd) kernel = simdKernel(source, plain(), CHUNK, dtype === 'float32' ? F32X4 : F64X2) ?? plain();
+    if (simd) kernel = simdKernel(source, plain(), CHUNK, dtype === 'float32' ? F32X4 : dtype === 'float64' ? F64X2 : F16X4) ?? plain();
     else if (dtype === 'float32') kernel = build(source, 'Math.fround(');
     else if (dtype === 'float64') kernel = build(source, '(');
     else kernel = withHalfDecoding(source, build(source, 'R('));

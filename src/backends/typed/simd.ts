@@ -2,6 +2,8 @@ import type { CompiledKernel, KernelSource } from './codegen.js';
 import { ARENA_SCRATCH_BYTES, Float32Arena } from './arena.js';
 import { existingPool, type SharedFloatPool } from '../../tensor/pool.js';
 import { MAX_BLOCKS, threadSettings, threadTeam } from './threads.js';
+import { roundToHalf } from '../../tensor/float16.js';
+import { loadHalf, roundHalf, storeHalf } from './half.js';
 import { F32, F64, I32, moduleBytes, OP, SIMD, simd, sleb, uleb, V128, wasmApi, type FunctionSpec, type WasmMemory } from './wasmBinary.js';
 
 /*
@@ -21,21 +23,26 @@ const LOOP = /^\s*for \(let i = 0; i < n; i\+\+\) \{([\s\S]*)\}\s*$/;
 const TOKEN = /\s*(Math\.sqrt|[A-Za-z_$][\w$]*|[()[\]+\-*/=;])/y;
 /** The vector form of a dtype: f32x4 for float32, f64x2 for float64 (opcodes of the SIMD proposal). */
 export interface Lanes {
-  readonly dtype: 'float32' | 'float64';
-  readonly bytes: 4 | 8;
+  readonly dtype: 'float16' | 'float32' | 'float64';
+  /** Bytes per array element. */
+  readonly bytes: 2 | 4 | 8;
+  /** Elements per vector. */
+  readonly count: 2 | 4;
   readonly scalarType: number;
   readonly splat: number;
   readonly sqrt: number;
   readonly ops: Record<string, number>;
+  /** float16: elements are widened to f32 on load, every op is rounded to half, results narrowed on store (half.ts). */
+  readonly half?: true;
 }
-export const F32X4: Lanes = {
-  dtype: 'float32', bytes: 4, scalarType: F32, splat: SIMD.f32x4Splat, sqrt: SIMD.f32x4Sqrt,
-  ops: { '+': SIMD.f32x4Add, '-': SIMD.f32x4Sub, '*': SIMD.f32x4Mul, '/': SIMD.f32x4Div },
-};
+const F32_OPS = { '+': SIMD.f32x4Add, '-': SIMD.f32x4Sub, '*': SIMD.f32x4Mul, '/': SIMD.f32x4Div };
+export const F32X4: Lanes = { dtype: 'float32', bytes: 4, count: 4, scalarType: F32, splat: SIMD.f32x4Splat, sqrt: SIMD.f32x4Sqrt, ops: F32_OPS };
 export const F64X2: Lanes = {
-  dtype: 'float64', bytes: 8, scalarType: F64, splat: SIMD.f64x2Splat, sqrt: SIMD.f64x2Sqrt,
+  dtype: 'float64', bytes: 8, count: 2, scalarType: F64, splat: SIMD.f64x2Splat, sqrt: SIMD.f64x2Sqrt,
   ops: { '+': SIMD.f64x2Add, '-': SIMD.f64x2Sub, '*': SIMD.f64x2Mul, '/': SIMD.f64x2Div },
 };
+/** float16 as four f32 lanes, each op rounded to half (see half.ts for why the bits are the JavaScript kernel's). */
+export const F16X4: Lanes = { dtype: 'float16', bytes: 2, count: 4, scalarType: F32, splat: SIMD.f32x4Splat, sqrt: SIMD.f32x4Sqrt, ops: F32_OPS, half: true };
 
 /** Elements of each array copied into wasm memory per call: small enough that the copies stay in cache. */
 export const CHUNK = 16384;
@@ -66,6 +73,8 @@ class Translator {
   private readonly scalarLocal = new Map<string, number>();
   private readonly offset: number;
   private readonly lengthParam: number;
+  /** Scratch v128 locals of the float16 load / round / store sequences. */
+  private readonly scratch: readonly [number, number, number];
 
   constructor(private readonly source: KernelSource, private readonly tokens: string[], private readonly lanes: Lanes) {
     const arrays = source.params.filter((p) => source.floatArrays.includes(p));
@@ -74,6 +83,7 @@ class Translator {
     this.lengthParam = arrays.length;
     const paramCount = arrays.length + 1 + scalars.length;
     this.offset = this.newLocal(I32, paramCount);
+    this.scratch = [this.newLocal(V128, paramCount), this.newLocal(V128, paramCount), this.newLocal(V128, paramCount)];
     scalars.forEach((s, k) => {
       const local = this.newLocal(V128, paramCount);
       this.code.push(OP.localGet, ...uleb(arrays.length + 1 + k), ...simd(lanes.splat), OP.localSet, ...uleb(local));
@@ -117,7 +127,7 @@ class Translator {
     if (token === 'R') return this.rounded();
     if (this.peek() === '[') {
       this.address(token);
-      this.code.push(...simd(SIMD.load, { align: 4, offset: 0 }));
+      this.code.push(...(this.lanes.half ? loadHalf(this.scratch) : simd(SIMD.load, { align: 4, offset: 0 })));
       return;
     }
     const local = this.locals.get(token) ?? this.scalarLocal.get(token);
@@ -134,6 +144,7 @@ class Translator {
       this.operand();
       this.take(')');
       this.code.push(...simd(this.lanes.sqrt));
+      if (this.lanes.half) this.code.push(...roundHalf(this.scratch));
     } else {
       this.operand();
       const op = this.peek();
@@ -141,6 +152,7 @@ class Translator {
         this.take();
         this.operand();
         this.code.push(...simd(this.lanes.ops[op]!));
+        if (this.lanes.half) this.code.push(...roundHalf(this.scratch));
       }
     }
     this.take(')');
@@ -161,7 +173,7 @@ class Translator {
       this.address(first);
       this.take('=');
       this.operand();
-      this.code.push(...simd(SIMD.store, { align: 4, offset: 0 }));
+      this.code.push(...(this.lanes.half ? storeHalf(this.scratch) : simd(SIMD.store, { align: 4, offset: 0 })));
     }
     this.take(';');
   }
@@ -172,7 +184,7 @@ class Translator {
     this.code.push(OP.block, OP.void, OP.localGet, ...uleb(nBytes), OP.i32Eqz, OP.brIf, 0, OP.loop, OP.void);
     while (this.pos < this.tokens.length) this.statement();
     this.code.push(
-      OP.localGet, ...uleb(this.offset), OP.i32Const, ...sleb(16), OP.i32Add, OP.localTee, ...uleb(this.offset),
+      OP.localGet, ...uleb(this.offset), OP.i32Const, ...sleb(this.lanes.count * this.lanes.bytes), OP.i32Add, OP.localTee, ...uleb(this.offset),
       OP.localGet, ...uleb(nBytes), OP.i32LtU, OP.brIf, 0, OP.end, OP.end,
     );
     return { params: this.paramTypes, locals: this.extraLocals, code: [...prologue, ...this.code] };
@@ -208,7 +220,8 @@ function overlapping(arrays: readonly ArrayBufferView[]): boolean {
 }
 
 /** Where a kernel runs: a module instance, and the staging slots in its memory. */
-type FloatArray = Float32Array | Float64Array;
+/** Array storage of the kernels: float32, float64, or float16 bits. */
+type FloatArray = Float32Array | Float64Array | Uint16Array;
 
 interface Site {
   readonly run: (...args: number[]) => void;
@@ -260,8 +273,11 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
   if (!('spec' in translated) || !wasmApi) return null;
   const api = wasmApi;
   const B = lanes.bytes;
-  const Typed = B === 4 ? Float32Array : Float64Array;
-  const perVector = 16 / B;
+  const Typed = B === 4 ? Float32Array : B === 8 ? Float64Array : Uint16Array;
+  const perVector = lanes.count;
+  const f32Scalars = lanes.scalarType === F32;
+  // float16 needs half scalars: the proof that f32-then-half rounding is exact assumes half operands
+  const exactScalar = lanes.half ? (x: number) => roundToHalf(x) === x || x !== x : (x: number) => !f32Scalars || Math.fround(x) === x || x !== x;
   const arrayNames = source.params.filter((p) => source.floatArrays.includes(p));
   const bytes = moduleBytes(translated.spec, Math.ceil((arrayNames.length * chunk * B) / 65536));
   const inPlaceBytes = moduleBytes(translated.spec, 'import');
@@ -381,12 +397,12 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
     const arrays = arrayAt.map((k) => args[k] as FloatArray);
     for (let s = 0; s < scalarAt.length; s++) {
       const x = args[scalarAt[s]!] as number;
-      if (B === 4 && Math.fround(x) !== x && x === x) return scalar(...args);
+      if (!exactScalar(x)) return scalar(...args);
       callArgs[lengthArg + 1 + s] = x;
     }
     if (n < SIMD_MIN_ELEMENTS || arrays.some((a) => a.length < n) || overlapping(arrays)) return scalar(...args);
     // the site that can use the most arrays in place: an arena's, the managed memory's, or the private one
-    const arena = B === 4 ? arrays.map((a) => Float32Arena.of(a)).find((x) => x !== undefined) : undefined;
+    const arena = lanes.dtype === 'float32' ? arrays.map((a) => Float32Arena.of(a)).find((x) => x !== undefined) : undefined;
     const pool = existingPool();
     let site = privateSite;
     let best = 0;
@@ -420,7 +436,7 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
     const pool = existingPool();
     const { threads, minElements } = threadSettings();
     if (!pool || threads < 2 || scalarValues.length !== scalarAt.length) return false;
-    if (B === 4 && scalarValues.some((x) => Math.fround(x) !== x && x === x)) return false;
+    if (!scalarValues.every(exactScalar)) return false;
     let total = 0;
     let rows = 0;
     const blockElements = BLOCK_ELEMENTS;
@@ -462,7 +478,7 @@ export function simdKernel(source: KernelSource, scalar: CompiledKernel, chunk =
     }
     return true;
   };
-  Object.defineProperty(kernel, 'name', { value: `${source.name}${B === 4 ? 'F32x4' : 'F64x2'}` });
+  Object.defineProperty(kernel, 'name', { value: `${source.name}${lanes.half ? 'F16x4' : B === 4 ? 'F32x4' : 'F64x2'}` });
   return Object.assign(kernel, { many });
 }
 
