@@ -29,7 +29,7 @@ type Where = 'inside' | 'outside';
 function tensor(v: number[], dtype: FloatDType, shape: number[], where: Where): Tensor {
   if (where === 'inside') {
     const t = Tensor.from(v, dtype, shape);
-    if (dtype !== 'float16') expect(inSharedPool(t.data)).toBe(true);
+    expect(inSharedPool(t.data)).toBe(true);
     return t;
   }
   const t = Tensor.from(v, dtype, shape);
@@ -69,7 +69,7 @@ function run(flavour: Flavour, dtype: FloatDType, setup: Setup | 'reference', sp
       opt.applyGradientsSync(pairs);
       trace.push(...vars.map((v) => bits(v.value)), ...opt.getWeights().map(bits));
     }
-    if (!reference && dtype !== 'float16' && setup.variables === 'inside') {
+    if (!reference && setup.variables === 'inside') {
       for (const v of vars) for (const slot of opt.getSlotNames()) expect(inSharedPool(opt.getSlot(v, slot).value.data)).toBe(true);
     }
     return trace;
@@ -105,7 +105,7 @@ describe('the default path and worker threads give the bits of the single-thread
           const expected = run(flavour, dtype, 'reference', sparse);
           const before = threadedJobs();
           for (const setup of SETUPS) expect(run(flavour, dtype, setup, sparse), JSON.stringify(setup)).toEqual(expected);
-          if (dtype !== 'float16') expect(threadedJobs()).toBeGreaterThan(before);
+          expect(threadedJobs()).toBeGreaterThan(before);
         });
       }
     }
@@ -116,7 +116,7 @@ describe('a step of many variables is one threaded job', () => {
   const SIZES = [1, 3, 63, 64, 65, 1003, 4096, 4099, 40_000, 7, 131_075];
 
   /** Steps variables of SIZES (or the given placement), returning bits of all weights after each step. */
-  function many(flavour: Flavour, dtype: 'float32' | 'float64', threads: number, outside: number[] = []): string[][] {
+  function many(flavour: Flavour, dtype: FloatDType, threads: number, outside: number[] = []): string[][] {
     configurePool({ minElements: 0 });
     configureThreads({ threads, minElements: 1000 });
     try {
@@ -137,7 +137,7 @@ describe('a step of many variables is one threaded job', () => {
   }
 
   for (const flavour of ['tf-keras', 'keras3', 'tf-keras-new'] as const) {
-    for (const dtype of ['float32', 'float64'] as const) {
+    for (const dtype of ['float32', 'float64', 'float16'] as const) {
       test(`${flavour} ${dtype}: ${SIZES.length} variables (1 to 131075 elements) on 2 threads in one job, the bits of one thread`, () => {
         const expected = many(flavour, dtype, 1);
         expect(many(flavour, dtype, 2)).toEqual(expected);
@@ -197,13 +197,14 @@ describe('raw dense kernels on the managed memory, split across threads', () => 
 });
 
 describe('the managed memory', () => {
-  test('float32 and float64 tensors of at least minElements go there by default; small ones, float16 and disabled pools do not', () => {
+  test('float16, float32 and float64 tensors of at least minElements go there by default; small ones and disabled pools do not', () => {
     expect(poolSettings().enabled).toBe(true);
     expect(inSharedPool(Tensor.zeros('float32', [4096]).data)).toBe(true);
     expect(inSharedPool(Tensor.from(new Float64Array(5000), 'float32').data)).toBe(true);
     expect(inSharedPool(Tensor.zeros('float32', [4095]).data)).toBe(false);
     expect(inSharedPool(Tensor.zeros('float64', [5000]).data)).toBe(true);
-    expect(inSharedPool(Tensor.zeros('float16', [5000]).data)).toBe(false);
+    expect(inSharedPool(Tensor.zeros('float16', [5000]).data)).toBe(true);
+    expect(inSharedPool(Tensor.zeros('float16', [4095]).data)).toBe(false);
     const big = Tensor.zeros('float32', [5000]);
     expect(inSharedPool(big.clone().data)).toBe(true);
     configurePool({ enabled: false });

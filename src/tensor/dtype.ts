@@ -1,4 +1,4 @@
-import { allocateFloat32, allocateFloat64 } from './pool.js';
+import { allocateFloat16, allocateFloat32, allocateFloat64 } from './pool.js';
 
 /** Floating dtypes a variable can have. float16 values are stored as IEEE half bits in a Uint16Array. */
 export type FloatDType = 'float16' | 'float32' | 'float64';
@@ -42,7 +42,7 @@ export function isDType(d: unknown): d is DType {
 export function allocate<D extends DType>(dtype: D, size: number, managed = true): TypedData<D> {
   switch (dtype) {
     case 'float16':
-      return new Uint16Array(size) as TypedData<D>;
+      return (managed ? allocateFloat16(size) : new Uint16Array(size)) as TypedData<D>;
     case 'float32':
       return (managed ? allocateFloat32(size) : new Float32Array(size)) as TypedData<D>;
     case 'float64':

@@ -1,8 +1,8 @@
 import { isMainThread } from 'node:worker_threads';
 
 /*
- * The managed memory: one process-wide, growable, *shared* WebAssembly.Memory from which float32 and
- * float64 tensors are allocated by default (Tensor.zeros, Tensor.from, clone, optimizer slots), so that the
+ * The managed memory: one process-wide, growable, *shared* WebAssembly.Memory from which float16,
+ * float32 and float64 tensors are allocated by default (Tensor.zeros, Tensor.from, clone, optimizer slots), so that the
  * typed backend's wasm kernels run on them in place and worker threads can share the work.
  *
  * Why shared: growing an ordinary wasm memory detaches its ArrayBuffer, and with it every tensor
@@ -13,7 +13,7 @@ import { isMainThread } from 'node:worker_threads';
  * Blocks are 64-byte aligned, taken first-fit from a free list (adjacent free blocks are merged) and
  * given back when their typed array is garbage-collected (FinalizationRegistry). A view made from a
  * pooled array (`subarray`, `new Float32Array(t.data.buffer, ...)`) does not keep the block alive:
- * keep the tensor or its `data`. Allocation falls back to an ordinary Float32Array when the memory is
+ * keep the tensor or its `data`. Allocation falls back to an ordinary typed array when the memory is
  * full (2 GiB by default), below `minElements`, off the main thread (arrays a worker posts back would be
  * shared, not copied), or when disabled (`configurePool({ enabled: false })`, KERASOPT_POOL=0).
  */
@@ -31,7 +31,7 @@ interface MemoryCtor {
 }
 
 export interface PoolOptions {
-  /** Allocate float32 and float64 tensors in the managed memory (default true; env KERASOPT_POOL=0 turns it off). */
+  /** Allocate float16, float32 and float64 tensors in the managed memory (default true; env KERASOPT_POOL=0 turns it off). */
   readonly enabled?: boolean;
   /** Tensors smaller than this stay in ordinary typed arrays (default 4096 elements). */
   readonly minElements?: number;
@@ -162,6 +162,15 @@ export class SharedFloatPool {
     return array;
   }
 
+  /** A zero-filled Uint16Array (float16 bits) of `n` elements in the memory, or null when it is full. */
+  float16(n: number): Uint16Array | null {
+    const block = this.allocateBlock(n * 2);
+    if (!block) return null;
+    const array = new Uint16Array(this.buffer, block.start, n);
+    this.registry.register(array, block);
+    return array;
+  }
+
   /** Gives back a block from `allocateBlock` that no array was registered for. */
   releaseBlock(block: Block): void {
     this.release(block);
@@ -257,6 +266,17 @@ export function allocateFloat64(n: number): Float64Array {
     if (pool) spills++;
   }
   return new Float64Array(n);
+}
+
+/** Zero-filled float16 bits for `n` elements: in the managed memory when it applies, else ordinary. */
+export function allocateFloat16(n: number): Uint16Array {
+  if (settings.enabled && n >= settings.minElements && n > 0) {
+    const pool = sharedPool();
+    const a = pool?.float16(n);
+    if (a) return a;
+    if (pool) spills++;
+  }
+  return new Uint16Array(n);
 }
 
 /** What the managed memory holds now, and how many tensors went to ordinary arrays because it was full. */

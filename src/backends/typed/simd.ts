@@ -241,7 +241,7 @@ function stagingBuffer(pool: SharedFloatPool, lanes: Lanes, k: number, n: number
   if (current && current.length >= n) return current;
   stagingBuffers.delete(key); // the old one is collected (and its block freed) once unreferenced
   const size = Math.ceil(n * 1.25);
-  const fresh = lanes.bytes === 4 ? pool.float32(size) : pool.float64(size);
+  const fresh = lanes.bytes === 2 ? pool.float16(size) : lanes.bytes === 4 ? pool.float32(size) : pool.float64(size);
   stagingBuffers.set(key, fresh);
   return fresh;
 }
