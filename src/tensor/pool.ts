@@ -146,27 +146,24 @@ export class SharedFloatPool {
 
   /** A zero-filled Float32Array of `n` elements in the memory, or null when it is full. */
   float32(n: number): Float32Array | null {
-    const block = this.allocateBlock(n * 4);
-    if (!block) return null;
-    const array = new Float32Array(this.buffer, block.start, n);
-    this.registry.register(array, block);
-    return array;
+    return this.array(n, Float32Array);
   }
 
   /** A zero-filled Float64Array of `n` elements in the memory, or null when it is full. */
   float64(n: number): Float64Array | null {
-    const block = this.allocateBlock(n * 8);
-    if (!block) return null;
-    const array = new Float64Array(this.buffer, block.start, n);
-    this.registry.register(array, block);
-    return array;
+    return this.array(n, Float64Array);
   }
 
   /** A zero-filled Uint16Array (float16 bits) of `n` elements in the memory, or null when it is full. */
   float16(n: number): Uint16Array | null {
-    const block = this.allocateBlock(n * 2);
+    return this.array(n, Uint16Array);
+  }
+
+  /** `n` elements of `Ctor` in a new block, given back when the array is collected. */
+  private array<T extends Float32Array | Float64Array | Uint16Array>(n: number, Ctor: new (buffer: ArrayBuffer, offset: number, length: number) => T): T | null {
+    const block = this.allocateBlock(n * (Ctor as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT);
     if (!block) return null;
-    const array = new Uint16Array(this.buffer, block.start, n);
+    const array = new Ctor(this.buffer as unknown as ArrayBuffer, block.start, n);
     this.registry.register(array, block);
     return array;
   }
@@ -246,37 +243,30 @@ export function poolSettings(): Readonly<Required<PoolOptions>> {
 
 let spills = 0;
 
-/** A zero-filled float32 array of `n` elements: in the managed memory when it applies, else ordinary. */
-export function allocateFloat32(n: number): Float32Array {
+/** `n` zero-filled elements from the managed memory when it applies (`take`), else `ordinary()`. */
+function allocateIn<T>(n: number, take: (pool: SharedFloatPool) => T | null, ordinary: () => T): T {
   if (settings.enabled && n >= settings.minElements && n > 0) {
     const pool = sharedPool();
-    const a = pool?.float32(n);
+    const a = pool ? take(pool) : null;
     if (a) return a;
     if (pool) spills++;
   }
-  return new Float32Array(n);
+  return ordinary();
+}
+
+/** A zero-filled float32 array of `n` elements: in the managed memory when it applies, else ordinary. */
+export function allocateFloat32(n: number): Float32Array {
+  return allocateIn(n, (p) => p.float32(n), () => new Float32Array(n));
 }
 
 /** A zero-filled float64 array of `n` elements: in the managed memory when it applies, else ordinary. */
 export function allocateFloat64(n: number): Float64Array {
-  if (settings.enabled && n >= settings.minElements && n > 0) {
-    const pool = sharedPool();
-    const a = pool?.float64(n);
-    if (a) return a;
-    if (pool) spills++;
-  }
-  return new Float64Array(n);
+  return allocateIn(n, (p) => p.float64(n), () => new Float64Array(n));
 }
 
 /** Zero-filled float16 bits for `n` elements: in the managed memory when it applies, else ordinary. */
 export function allocateFloat16(n: number): Uint16Array {
-  if (settings.enabled && n >= settings.minElements && n > 0) {
-    const pool = sharedPool();
-    const a = pool?.float16(n);
-    if (a) return a;
-    if (pool) spills++;
-  }
-  return new Uint16Array(n);
+  return allocateIn(n, (p) => p.float16(n), () => new Uint16Array(n));
 }
 
 /** What the managed memory holds now, and how many tensors went to ordinary arrays because it was full. */
