@@ -20,8 +20,9 @@ export interface OnnxBackendOptions extends OnnxSessionOptions {
    */
   readonly chunkElements?: number;
   /**
-   * Worker threads a large dense step is split over, each with its own onnxruntime session (default: the process-wide setting of `configureThreads`, i.e.
-   * os.availableParallelism() or env KERASOPT_THREADS). Only state in the shared memory (the
+   * Worker threads a large dense step is split over, each with its own onnxruntime session (default:
+   * the process-wide setting of `configureThreads`, i.e. os.availableParallelism() or env
+   * KERASOPT_THREADS; 1 keeps every step on the calling thread). Only state in the shared memory (the
    * default for tensors of 4096+ elements) can be handed to workers; other arrays step on this thread.
    */
   readonly threads?: number;
@@ -32,7 +33,6 @@ export interface OnnxBackendOptions extends OnnxSessionOptions {
 const DEFAULT_CHUNK = 1 << 17;
 const DEFAULT_WORKER_MIN = 1 << 18;
 const OUTPUTS = [KERNEL_OUTPUTS.w, KERNEL_OUTPUTS.m, KERNEL_OUTPUTS.v] as const;
-
 
 /** One compiled step graph: its session and its reusable scalar coefficient feeds. */
 interface Kernel {
