@@ -33,7 +33,8 @@ function tensor(v: number[], dtype: FloatDType, shape: number[], where: Where): 
     return t;
   }
   const t = Tensor.from(v, dtype, shape);
-  const data = dtype === 'float32' ? new Float32Array(t.data as Float32Array) : dtype === 'float64' ? new Float64Array(t.data as Float64Array) : t.data;
+  const data = dtype === 'float32' ? new Float32Array(t.data as Float32Array) : dtype === 'float64' ? new Float64Array(t.data as Float64Array) : new Uint16Array(t.data as Uint16Array);
+  expect(inSharedPool(data)).toBe(false);
   return new Tensor(dtype, shape, data);
 }
 
@@ -126,7 +127,8 @@ describe('a step of many variables is one threaded job', () => {
       for (let s = 0; s < 3; s++) {
         const before = threadedJobs();
         opt.applyGradientsSync(vars.map((v, k) => [tensor(values(v.value.size, 100 * s + k, 0.1, s === 1), dtype, [v.value.size], 'inside'), v] as const));
-        if (threads > 1 && outside.length === 0) expect(threadedJobs() - before, 'threaded jobs in one step').toBe(1);
+        // one job for the variables in the managed memory; a variable outside it is its own call (here threaded too: 1003 >= minElements)
+        if (threads > 1) expect(threadedJobs() - before, 'threaded jobs in one step').toBe(outside.length === 0 ? 1 : 2);
         trace.push(...opt.getWeights().map(bits));
       }
       return trace;
@@ -141,7 +143,7 @@ describe('a step of many variables is one threaded job', () => {
       test(`${flavour} ${dtype}: ${SIZES.length} variables (1 to 131075 elements) on 2 threads in one job, the bits of one thread`, () => {
         const expected = many(flavour, dtype, 1);
         expect(many(flavour, dtype, 2)).toEqual(expected);
-        // a variable outside the managed memory: every variable is stepped on its own, same bits
+        // a variable outside the managed memory steps on its own, the rest stay one job: same bits
         expect(many(flavour, dtype, 2, [5])).toEqual(expected);
       });
     }

@@ -1,5 +1,6 @@
 import { arith } from '../../tensor/arith.js';
 import type { FloatDType } from '../../tensor/dtype.js';
+import { inSharedPool } from '../../tensor/pool.js';
 import { Tensor, type FloatTensor } from '../../tensor/tensor.js';
 import type { Backend, DenseStep, NadamCoefficients, NadamState, TfKerasNadamCoefficients, UniqueRows } from '../backend.js';
 import { compileKernel, type CompiledKernel } from './codegen.js';
@@ -55,19 +56,21 @@ export class TypedArrayBackend implements Backend {
   }
 
   /**
-   * Every dense variable of a step (one dtype, shared `c`) as one job: in the managed memory with
-   * threads on, the variables' blocks are shared out among the threads together, so that a step of
-   * many variables each below the thread threshold still uses every core. Otherwise, one call each.
+   * Every dense variable of a step (one dtype, shared `c`): those whose arrays are all in the managed
+   * memory as one job, whose blocks the threads share out together (so many variables, each below
+   * the thread threshold, still use every core); the others (small ones, the user's own arrays)
+   * one call each, as `nadamDense`.
    */
   nadamDenseBatch(items: readonly DenseStep[], c: NadamCoefficients): void {
     if (items.length === 0) return;
     const dtype = items[0]!.state.variable.dtype;
     const { kernel, scalars } = denseKernel(dtype, c);
     const many = (kernel as { many?: (calls: readonly ManyCall[], scalars: readonly number[]) => boolean }).many;
-    const calls = items.map(({ state, grad }) => ({ arrays: [state.variable.data, state.m.data, state.v.data, grad.data] as FloatArray[], n: state.variable.size }));
-    const sameShapes = items.every(({ state, grad }) => state.variable.dtype === dtype && [state.m, state.v, grad].every((t) => t.dtype === dtype && t.size === state.variable.size));
-    if (items.length > 1 && many && sameShapes && many(calls, scalars)) return;
-    for (const { state, grad } of items) this.nadamDense(state, grad, c);
+    const arraysOf = ({ state, grad }: DenseStep) => [state.variable, state.m, state.v, grad];
+    const together = items.filter((x) => arraysOf(x).every((t) => t.dtype === dtype && t.size === x.state.variable.size && inSharedPool(t.data)));
+    const calls = together.map((x) => ({ arrays: arraysOf(x).map((t) => t.data as FloatArray), n: x.state.variable.size }));
+    const done = together.length > 1 && many !== undefined && many(calls, scalars) ? new Set(together) : null;
+    for (const item of items) if (!done?.has(item)) this.nadamDense(item.state, item.grad, c);
   }
 
   nadamSparse(state: NadamState, rows: UniqueRows, c: TfKerasNadamCoefficients): void {
