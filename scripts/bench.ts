@@ -53,6 +53,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { Variable } from '../src/tensor/variable.js';
 import { printIoRows } from './benchIo.js';
 import { printTfjsRow } from './benchTfjs.js';
+import { timeInterleaved, type Row } from './timing.js';
 
 type Step = () => unknown;
 
@@ -311,11 +312,6 @@ function options(argv: string[]): Options {
   return o;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
 function collect(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
@@ -379,25 +375,6 @@ function copyLoop(src: Float32Array, dst: Float32Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = src[i]!;
 }
 
-interface Row { readonly name: string; readonly step: Step; readonly times: number[] }
-
-/**
- * Times every row round-robin (rotating the order each round), so that the copy kernels and every
- * contender see the same background load: on a shared machine, timing them one after the other
- * would let a burst of someone else's work land on one row only. Returns the rows' median times.
- */
-async function timeInterleaved(rows: Row[], warmup: number, reps: number): Promise<number[]> {
-  for (let r = 0; r < warmup; r++) for (const row of rows) await row.step();
-  for (let r = 0; r < reps; r++) {
-    for (let k = 0; k < rows.length; k++) {
-      const row = rows[(k + r) % rows.length]!;
-      const t0 = performance.now();
-      await row.step();
-      row.times.push(performance.now() - t0);
-    }
-  }
-  return rows.map((row) => median(row.times));
-}
 
 interface TorchRow { n: number; variant: string; median_ms: number; torch: string; threads: number }
 

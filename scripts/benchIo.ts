@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { optimizerFromState, readOptimizerState, saveOptimizerState } from '../src/formats/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { median } from './timing.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -46,11 +47,6 @@ with h5py.File(path, 'w') as f:
     for s in slots:
         ow.create_dataset(s, data=np.abs(rng.standard_normal((rows, 1024), dtype=np.float32)) * 1e-3)
 `, file, String(rows)]);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 function timed(run: () => void): number {

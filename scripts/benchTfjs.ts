@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TfjsNadam } from '../src/tfjs/index.js';
+import { timeInterleaved } from './timing.js';
 
 const LAYERS = [784, 512, 512, 10];
 const BATCH = 128;
@@ -18,11 +19,6 @@ function model(seed: number): tf.Sequential {
     m.add(tf.layers.dense({ units, activation: i === LAYERS.length - 2 ? 'softmax' : 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }), ...(i === 0 ? { inputShape: [LAYERS[0]!] } : {}) }));
   });
   return m;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
 }
 
 /** Prints the row: both optimizers' median ms per fit step and TfjsNadam's time as a multiple of Adam's. */
@@ -38,18 +34,9 @@ export async function printTfjsRow(reps = 15, warmup = 3): Promise<void> {
     m.compile({ optimizer: r.optimizer, loss: 'categoricalCrossentropy' });
     return { ...r, step: () => m.fit(xs, ys, { epochs: 1, batchSize: BATCH, verbose: 0 }) };
   });
-  for (let i = 0; i < warmup; i++) for (const r of rows) await r.step();
-  for (let i = 0; i < reps; i++) {
-    for (let k = 0; k < rows.length; k++) {
-      const r = rows[(k + i) % rows.length]!;
-      const t0 = performance.now();
-      await r.step();
-      r.times.push(performance.now() - t0);
-    }
-  }
+  const [nadam, adam] = await timeInterleaved(rows, warmup, reps);
   const params = LAYERS.slice(1).reduce((n, u, i) => n + (LAYERS[i]! + 1) * u, 0);
   console.log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}: one model.fit step of a dense ${LAYERS.join('-')} model (${params.toLocaleString('en-US')} weights), batch ${BATCH}; medians of ${reps} rounds after ${warmup} warm-ups, round-robin`);
-  const [nadam, adam] = rows.map((r) => median(r.times));
   for (const [r, ms] of [[rows[0]!, nadam!], [rows[1]!, adam!]] as const) console.log(`  ${r.name.padEnd(40)} ${ms.toFixed(2).padStart(9)} ms/step`);
   console.log(`  TfjsNadam / tf.train.adam: ${(nadam! / adam!).toFixed(2)}x the time per fit step (the cost of exactness; same model, backend and run)`);
 }

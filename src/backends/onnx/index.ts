@@ -123,14 +123,14 @@ export class OnnxBackend implements Backend {
     if (live.length === 0) return;
     const k = await this.kernel(kind, dtype);
     const where = live.length === 1 ? `${dtype}${shapeToString(live[0]!.state.variable.shape)}` : `${live.length} ${dtype} variables`;
-    const segmentOf = ({ state, grad }: DenseStep): Segment => [state.variable, state.m, state.v, grad].map((t) => t.data as FloatStorage) as unknown as Segment;
-    const shared = live.filter((x) => segmentOf(x).every(isShared)).map(segmentOf);
-    const own = live.filter((x) => !segmentOf(x).every(isShared)).map(segmentOf);
+    const segments = live.map(({ state, grad }) => [state.variable, state.m, state.v, grad].map((t) => t.data as FloatStorage) as unknown as Segment);
+    const shared = segments.filter((s) => s.every(isShared));
+    const own = segments.filter((s) => !s.every(isShared));
     const total = shared.reduce((n, s) => n + s[0].length, 0);
     const threads = Math.min(this.threads, Math.max(1, Math.floor(total / this.workerMinElements)));
     try {
       if (threads <= 1) {
-        await this.inProcess(k, dtype, live.map(segmentOf), c);
+        await this.inProcess(k, dtype, segments, c);
         return;
       }
       // contiguous ranges of the shared stream, one per worker; this thread meanwhile steps the other
